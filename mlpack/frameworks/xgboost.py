@@ -1,0 +1,100 @@
+"""XGBoost Boosters and sklearn wrappers, stored in XGBoost's native ``saved_model.ubj``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import IntegrityError
+from ..models import Model, check_installed, save
+from ..settings import Settings
+from ..tag import Tag
+from . import get_for, method_table
+
+MODULE = "mlpack.xgboost"
+FILENAME = "saved_model.ubj"
+# classes load_model may instantiate; model.yaml is data, never an import path
+_CLASSES = ("Booster", "XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier", "XGBRFRegressor")
+
+
+def _xgb() -> Any:
+    return check_installed("xgboost", "xgboost", "xgboost")
+
+
+def save_model(
+    name: str,
+    model: Any,
+    *,
+    signatures: Mapping[str, Mapping[str, Any]] | None = None,
+    labels: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    custom_objects: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> Model:
+    """Save a Booster or an XGBoost sklearn estimator under ``name``."""
+    xgb = _xgb()
+    cls = type(model).__name__
+    if cls not in _CLASSES or not isinstance(model, (xgb.Booster, xgb.XGBModel)):
+        raise TypeError(f"mlpack.xgboost saves xgboost.Booster or XGBoost sklearn estimators, not {type(model).__name__}")
+
+    def write(path: Path) -> None:
+        model.save_model(str(path / FILENAME))
+
+    return save(
+        MODULE,
+        name,
+        write,
+        signatures=signatures,
+        labels=labels,
+        metadata=metadata,
+        custom_objects=custom_objects,
+        options={"model_class": cls},
+        framework_name="xgboost",
+        framework_versions={"xgboost": xgb.__version__},
+        settings=settings,
+    )
+
+
+def get(tag: Tag | str, settings: Settings | None = None) -> Model:
+    return get_for(MODULE, tag, settings)
+
+
+def load_model(tag: Tag | str | Model, settings: Settings | None = None) -> Any:
+    """The Booster or estimator, after checking the sha256 of its file."""
+    model = get_for(MODULE, tag, settings)
+    xgb = _xgb()
+    cls = model.info.options.get("model_class", "Booster")
+    if cls not in _CLASSES:
+        raise IntegrityError(f"model {model.tag} names unknown XGBoost class {cls!r}")
+    obj = getattr(xgb, cls)()
+    obj.load_model(str(model.file(FILENAME)))
+    return obj
+
+
+def _booster_predict(booster: Any, xgb: Any) -> Any:
+    names = booster.feature_names
+
+    def predict(data: Any) -> Any:
+        if not isinstance(data, xgb.DMatrix):
+            is_frame = hasattr(data, "columns")
+            ncols = data.shape[1] if getattr(data, "ndim", 2) == 2 else None
+            if names and not is_frame and ncols == len(names):
+                # e.g. DictVectorizer output: same columns as training, just no names attached
+                data = xgb.DMatrix(data, feature_names=names)
+            else:
+                data = xgb.DMatrix(data)
+        return booster.predict(data)
+
+    return predict
+
+
+def load_runnable(model: Model) -> dict[str, Any]:
+    obj = load_model(model)
+    xgb = _xgb()
+    if isinstance(obj, xgb.Booster):
+        table = {m: getattr(obj, m) for m in model.info.signatures if m != "predict" and hasattr(obj, m)}
+        if "predict" in model.info.signatures:
+            table["predict"] = _booster_predict(obj, xgb)
+        return table
+    return method_table(obj, model)

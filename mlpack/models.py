@@ -1,0 +1,339 @@
+"""Models in the store: ``model.yaml``, the ``Model`` handle, and ``mlpack.models.*``."""
+
+from __future__ import annotations
+
+import builtins
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .exceptions import InUse, IntegrityError, InvalidTag, NotFound
+from .settings import Settings
+from .store import Store, hash_tree, verify_files
+from .tag import Tag, validate_part
+from .yamlio import dump_yaml, load_yaml
+
+if TYPE_CHECKING:
+    from .runner import Runner
+
+MANIFEST = "model.yaml"
+CUSTOM_OBJECTS = "custom_objects.pkl"
+API_VERSION = "v1"
+# framework modules that may be named in model.yaml; others are refused rather than imported
+FRAMEWORKS = {"mlpack.sklearn": "mlpack.frameworks.sklearn", "mlpack.xgboost": "mlpack.frameworks.xgboost"}
+
+
+def model_store(settings: Settings | None = None) -> Store:
+    return Store((settings or Settings.from_env()).home, "models", MANIFEST, "model")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The contents of ``model.yaml``."""
+
+    name: str
+    version: str
+    module: str
+    creation_time: str
+    labels: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    signatures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    api_version: str = API_VERSION
+    files: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def tag(self) -> Tag:
+        return Tag(self.name, self.version)
+
+
+def read_info(path: Path) -> ModelInfo:
+    try:
+        data = load_yaml(path / MANIFEST)
+        return ModelInfo.from_dict(data)
+    except (OSError, TypeError, ValueError) as exc:
+        raise IntegrityError(f"cannot read {path / MANIFEST}: {exc}") from exc
+
+
+class Model:
+    """A model in the store. Cheap to create: the model itself loads only when asked."""
+
+    def __init__(self, path: Path, info: ModelInfo) -> None:
+        self.path = Path(path)
+        self.info = info
+
+    @property
+    def tag(self) -> Tag:
+        return self.info.tag
+
+    @property
+    def module(self) -> str:
+        return self.info.module
+
+    @property
+    def creation_time(self) -> datetime:
+        return datetime.fromisoformat(self.info.creation_time.replace("Z", "+00:00"))
+
+    @property
+    def size(self) -> int:
+        return sum((self.path / rel).stat().st_size for rel in self.info.files) + (self.path / MANIFEST).stat().st_size
+
+    def __repr__(self) -> str:
+        return f'Model(tag="{self.tag}")'
+
+    def verify(self, *files: str) -> None:
+        """Check the sha256 of the given files (all by default); raise IntegrityError."""
+        recorded = self.info.files
+        chosen = {f: recorded[f] for f in files if f in recorded} if files else recorded
+        verify_files(self.path, chosen, f"model {self.tag}")
+
+    def file(self, rel: str) -> Path:
+        """Path of a stored file after checking its sha256."""
+        if rel not in self.info.files:
+            raise IntegrityError(f"model {self.tag} has no recorded file {rel}; save it again")
+        self.verify(rel)
+        return self.path / rel
+
+    @cached_property
+    def custom_objects(self) -> dict[str, Any]:
+        """Extra objects saved with the model (e.g. a fitted DictVectorizer), loaded on first use."""
+        if CUSTOM_OBJECTS not in self.info.files:
+            return {}
+        import joblib
+
+        return joblib.load(self.file(CUSTOM_OBJECTS))
+
+    def framework(self) -> Any:
+        import importlib
+
+        try:
+            return importlib.import_module(FRAMEWORKS[self.info.module])
+        except KeyError:
+            raise IntegrityError(f"model {self.tag} names unknown module {self.info.module!r}") from None
+
+    def load_model(self) -> Any:
+        """The framework object (estimator, booster...), after verifying every file."""
+        return self.framework().load_model(self)
+
+    def to_runner(
+        self, name: str | None = None, max_batch_size: int | None = None, max_latency_ms: float | None = None
+    ) -> Runner:
+        from .runner import Runner
+
+        return Runner(self, name=name, max_batch_size=max_batch_size, max_latency_ms=max_latency_ms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.info.to_dict(), "path": str(self.path), "size": self.size}
+
+
+def normalize_signatures(signatures: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    if not signatures:
+        return {"predict": {"batchable": False, "batch_dim": 0}}
+    result: dict[str, dict[str, Any]] = {}
+    for method, opts in signatures.items():
+        if not isinstance(method, str) or not method.isidentifier():
+            raise InvalidTag(f"signature name {method!r} is not a method name")
+        opts = dict(opts or {})
+        unknown = set(opts) - {"batchable", "batch_dim", "input_spec", "output_spec"}
+        if unknown:
+            raise InvalidTag(f"signature {method!r} has unknown options {sorted(unknown)}; use batchable, batch_dim")
+        dim = opts.get("batch_dim", 0)
+        if isinstance(dim, (tuple, list)):
+            dim = [int(d) for d in dim]
+        else:
+            dim = int(dim)
+        result[method] = {"batchable": bool(opts.get("batchable", False)), "batch_dim": dim}
+    return result
+
+
+def _clean_labels(labels: Mapping[str, Any] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (labels or {}).items()}
+
+
+def save(
+    module: str,
+    name: str,
+    write: Callable[[Path], None],
+    *,
+    signatures: Mapping[str, Mapping[str, Any]] | None = None,
+    labels: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    custom_objects: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    framework_name: str = "",
+    framework_versions: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
+) -> Model:
+    """Save a model atomically: ``write(dir)`` writes the framework's files into staging."""
+    name = validate_part(name, "name")
+    sigs = normalize_signatures(signatures)
+    store = model_store(settings)
+    context = {
+        "framework_name": framework_name,
+        "framework_versions": dict(framework_versions or {}),
+        "mlpack_version": __version__,
+        "python_version": platform.python_version(),
+    }
+    with store.stage() as staged:
+        write(staged)
+        if custom_objects:
+            import joblib
+
+            joblib.dump(dict(custom_objects), staged / CUSTOM_OBJECTS)
+        files = hash_tree(staged, skip=frozenset({MANIFEST}))
+        holder: dict[str, ModelInfo] = {}
+
+        def write_manifest(path: Path, version: str) -> None:
+            info = ModelInfo(
+                name=name,
+                version=version,
+                module=module,
+                creation_time=datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                labels=_clean_labels(labels),
+                options=dict(options or {}),
+                metadata=_plain(dict(metadata or {})),
+                context=context,
+                signatures=sigs,
+                files=files,
+            )
+            dump_yaml(info.to_dict(), path / MANIFEST)
+            holder["info"] = info
+
+        tag = store.commit(staged, name, write_manifest)
+    return Model(store.path(tag), holder["info"])
+
+
+def _plain(value: Any) -> Any:
+    """Metadata as plain YAML types (numpy scalars and the like become Python ones)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _newest(store: Store) -> Callable[[list[Tag]], Tag]:
+    def pick(tags: list[Tag]) -> Tag:
+        return max(tags, key=lambda t: (read_info(store.path(t)).creation_time, t.version or ""))
+
+    return pick
+
+
+def get(tag: Tag | str, settings: Settings | None = None) -> Model:
+    """The model for ``name``, ``name:latest``, ``name:version`` or a unique version prefix."""
+    store = model_store(settings)
+    resolved = store.resolve(tag, newest=_newest(store))
+    path = store.path(resolved)
+    return Model(path, read_info(path))
+
+
+def list(  # noqa: A001 - mirrors bentoml.models.list
+    name: str | None = None, labels: Mapping[str, str] | None = None, settings: Settings | None = None
+) -> builtins.list[Model]:
+    """Models in the store, newest first, optionally filtered by name and labels."""
+    store = model_store(settings)
+    if name:
+        name = validate_part(name, "name")
+    found = []
+    for tag in store.entries(name):
+        path = store.path(tag)
+        try:
+            info = read_info(path)
+        except IntegrityError:
+            continue  # a damaged manifest must not break listing; `get` reports it
+        if labels and any(info.labels.get(k) != v for k, v in labels.items()):
+            continue
+        found.append(Model(path, info))
+    found.sort(key=lambda m: (m.info.creation_time, m.info.version), reverse=True)
+    return found
+
+
+def users(tag: Tag, settings: Settings | None = None) -> builtins.list[str]:
+    """Bundles that were built with model ``tag``."""
+    bundles = Store((settings or Settings.from_env()).home, "bundles", "bundle.yaml", "bundle")
+    used = []
+    for btag in bundles.entries():
+        try:
+            data = load_yaml(bundles.path(btag) / "bundle.yaml")
+        except (OSError, ValueError):
+            continue
+        for entry in data.get("models") or []:
+            ref = entry.get("tag") if isinstance(entry, dict) else entry
+            if ref == str(tag):
+                used.append(str(btag))
+    return used
+
+
+def delete(tag: Tag | str, *, force: bool = False, settings: Settings | None = None) -> Tag:
+    model = get(tag, settings)
+    if not force:
+        in_use = users(model.tag, settings)
+        if in_use:
+            raise InUse(f"model {model.tag} is used by bundle(s) {', '.join(in_use)}; delete with --force to remove it anyway")
+    store = model_store(settings)
+    store.delete(model.tag, newest=_newest(store))
+    return model.tag
+
+
+def export_model(tag: Tag | str, path: str | Path | None = None, settings: Settings | None = None) -> Path:
+    """Write ``<name>-<version>.mlmodel`` (a tar.gz); ``path`` may be a directory or a file."""
+    model = get(tag, settings)
+    model.verify()
+    filename = f"{model.tag.name}-{model.tag.version}.mlmodel"
+    dest = Path(path) if path else Path.cwd() / filename
+    if dest.is_dir():
+        dest = dest / filename
+    return model_store(settings).export(model.tag, dest)
+
+
+def import_model(path: str | Path, settings: Settings | None = None) -> Model:
+    """Import an archive made by ``export_model``; hashes are checked before it is visible."""
+
+    def check(staged: Path) -> Tag:
+        try:
+            info = read_info(staged)
+        except IntegrityError as exc:
+            from .exceptions import ArchiveError
+
+            raise ArchiveError(f"archive {path} holds no readable {MANIFEST}: is it a model export?") from exc
+        tag = Tag.validated(info.name, info.version)
+        if info.module not in FRAMEWORKS:
+            raise IntegrityError(f"archive {path}: unknown model module {info.module!r}")
+        verify_files(staged, info.files, f"archive {path}")
+        return tag
+
+    tag = model_store(settings).import_archive(Path(path), check)
+    return get(tag, settings)
+
+
+def check_installed(module: str, package: str, extra: str) -> Any:
+    """Import an optional framework or explain how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        from .exceptions import MissingDependency
+
+        raise MissingDependency(f"{package} is not installed: pip install 'mlpack[{extra}]'") from exc
+
+
+__all__ = ["Model", "ModelInfo", "NotFound", "delete", "export_model", "get", "import_model", "list", "save"]

@@ -1,0 +1,299 @@
+"""A directory store of immutable, versioned entries (models or bundles).
+
+Layout: ``<home>/<kind>/<name>/<version>/<manifest>`` plus ``<name>/latest``. Entries are
+written under ``<home>/.tmp`` and renamed into place, so a reader sees an entry whole or not
+at all; ``latest`` changes under a file lock. Nothing here knows what a model is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+
+from .exceptions import AlreadyExists, AmbiguousTag, ArchiveError, IntegrityError, NotFound
+from .tag import LATEST, Tag, new_version
+
+_STALE_SECONDS = 24 * 3600
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hash_tree(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    """sha256 of every regular file below ``root`` by POSIX relative path, fsyncing as it reads."""
+    hashes: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            raise IntegrityError(f"{path} is a symbolic link; store entries hold regular files only")
+        if path.is_file() and rel not in skip:
+            hashes[rel] = sha256_file(path)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    return hashes
+
+
+def verify_files(root: Path, files: dict[str, str], what: str) -> None:
+    for rel, expected in files.items():
+        path = root / rel
+        if not path.is_file():
+            raise IntegrityError(f"{what}: file {rel} is missing; the entry is damaged, delete and save it again")
+        if sha256_file(path) != expected:
+            raise IntegrityError(
+                f"{what}: file {rel} does not match its recorded sha256 (modified or corrupt); "
+                "delete it and save or import it again"
+            )
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old or the new content."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class Store:
+    """Versioned entries of one kind under ``home``; ``manifest`` marks a complete entry."""
+
+    def __init__(self, home: Path, kind: str, manifest: str, noun: str) -> None:
+        self.home = Path(home)
+        self.kind = kind
+        self.manifest = manifest
+        self.noun = noun  # "model" or "bundle", for messages
+        self.root = self.home / kind
+
+    # -- reading ---------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.root) if e.is_dir() and not e.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def versions(self, name: str) -> list[str]:
+        """Complete versions of ``name`` (unsorted)."""
+        base = self.root / name
+        try:
+            entries = list(os.scandir(base))
+        except FileNotFoundError:
+            return []
+        return [e.name for e in entries if e.is_dir() and os.path.exists(os.path.join(e.path, self.manifest))]
+
+    def entries(self, name: str | None = None) -> list[Tag]:
+        names = [name] if name else self.names()
+        return [Tag(n, v) for n in names for v in self.versions(n)]
+
+    def path(self, tag: Tag) -> Path:
+        """Directory of a fully resolved tag."""
+        return self.root / tag.name / str(tag.version)
+
+    def _read_latest(self, name: str) -> str | None:
+        try:
+            version = (self.root / name / LATEST).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return version if (self.root / name / version / self.manifest).exists() else None
+
+    def resolve(self, tag: Tag | str, newest: Callable[[list[Tag]], Tag] | None = None) -> Tag:
+        """Turn ``name``, ``name:latest`` or a unique version prefix into a full tag."""
+        tag = Tag.parse(tag)
+        versions = self.versions(tag.name)
+        if not versions:
+            raise NotFound(f"no {self.noun} named {tag.name!r}; see `mlpack {self.kind} list`")
+        if tag.is_latest:
+            version = self._read_latest(tag.name)
+            if version is None:  # latest file lost or stale: fall back to the newest entry
+                tags = [Tag(tag.name, v) for v in versions]
+                return newest(tags) if newest else max(tags)
+            return Tag(tag.name, version)
+        assert tag.version is not None
+        if tag.version in versions:
+            return tag
+        matches = sorted(v for v in versions if v.startswith(tag.version))
+        if not matches:
+            raise NotFound(f"{self.noun} {tag} not found; see `mlpack {self.kind} list {tag.name}`")
+        if len(matches) > 1:
+            shown = ", ".join(f"{tag.name}:{m}" for m in matches[:10])
+            raise AmbiguousTag(f"{self.noun} version prefix {tag} is ambiguous: matches {shown}; give more characters")
+        return Tag(tag.name, matches[0])
+
+    # -- writing ---------------------------------------------------------------------------
+    def _lock(self, name: str):  # noqa: ANN202 - filelock type is imported lazily
+        from filelock import FileLock
+
+        locks = self.home / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(locks / f"{self.kind}-{name}.lock"), timeout=60)
+
+    @contextlib.contextmanager
+    def stage(self) -> Iterator[Path]:
+        """A fresh staging directory on the store's file system; removed if not committed."""
+        tmp_root = self.home / ".tmp"
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        self._clean_stale(tmp_root)
+        staged = Path(tempfile.mkdtemp(dir=tmp_root, prefix=f"{self.kind}-"))
+        try:
+            yield staged
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+
+    def _clean_stale(self, tmp_root: Path) -> None:
+        cutoff = time.time() - _STALE_SECONDS
+        for entry in os.scandir(tmp_root):
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+
+    def commit(
+        self,
+        staged: Path,
+        name: str,
+        write_manifest: Callable[[Path, str], None],
+        version: str | None = None,
+    ) -> Tag:
+        """Move a staged entry into place as ``name:version`` (a new version if None).
+
+        ``write_manifest(staged, version)`` writes the manifest last, once the version is known.
+        """
+        base = self.root / name
+        base.mkdir(parents=True, exist_ok=True)
+        for _ in range(8):
+            chosen = version or new_version()
+            write_manifest(staged, chosen)
+            _fsync_dir(staged)
+            target = base / chosen
+            try:
+                os.mkdir(target)  # reserve: fails if the version exists
+            except FileExistsError:
+                if not (target / self.manifest).exists() and _remove_empty(target):
+                    continue  # an empty reservation left by a killed save
+                if version:
+                    raise AlreadyExists(
+                        f"{self.noun} {name}:{version} already exists; delete it first or choose another version"
+                    ) from None
+                continue
+            os.replace(staged, target)  # an empty reserved directory is replaced atomically
+            _fsync_dir(base)
+            self._update_latest(name, chosen, explicit=version is not None)
+            return Tag(name, chosen)
+        raise AlreadyExists(f"could not find a free version for {name}")  # pragma: no cover
+
+    def _update_latest(self, name: str, version: str, explicit: bool) -> None:
+        with self._lock(name):
+            current = self._read_latest(name)
+            # generated versions sort by time; a save that finishes late must not roll latest back
+            if current is None or explicit or version > current:
+                write_atomic(self.root / name / LATEST, version + "\n")
+
+    def delete(self, tag: Tag, newest: Callable[[list[Tag]], Tag] | None = None) -> None:
+        """Remove a resolved entry; ``latest`` moves to the newest remaining version."""
+        tmp_root = self.home / ".tmp"
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        trash = Path(tempfile.mkdtemp(dir=tmp_root, prefix="deleted-"))
+        with self._lock(tag.name):
+            os.replace(self.path(tag), trash / "entry")
+            remaining = self.versions(tag.name)
+            base = self.root / tag.name
+            if not remaining:
+                with contextlib.suppress(FileNotFoundError):
+                    (base / LATEST).unlink()
+                if not any(p.is_dir() for p in base.iterdir()):
+                    shutil.rmtree(base, ignore_errors=True)
+            elif self._read_latest(tag.name) is None:
+                tags = [Tag(tag.name, v) for v in remaining]
+                chosen = newest(tags) if newest else max(tags)
+                write_atomic(base / LATEST, f"{chosen.version}\n")
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # -- archives --------------------------------------------------------------------------
+    def export(self, tag: Tag, dest: Path) -> Path:
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(f".{dest.name}.partial")
+        src = self.path(tag)
+        with tarfile.open(partial, "w:gz") as tar:
+            for path in sorted(src.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    tar.add(path, arcname=path.relative_to(src).as_posix(), recursive=False)
+        os.replace(partial, dest)
+        return dest
+
+    def import_archive(self, archive: Path, read_manifest: Callable[[Path], Tag]) -> Tag:
+        """Unpack ``archive`` into a staging directory, validate it, and commit it.
+
+        ``read_manifest(staged)`` checks the unpacked entry (hashes included) and returns its tag.
+        """
+        archive = Path(archive)
+        if not archive.is_file():
+            raise ArchiveError(f"archive {archive} does not exist")
+        with self.stage() as staged:
+            _safe_extract(archive, staged)
+            tag = read_manifest(staged)
+            assert tag.version is not None
+            if (self.path(tag) / self.manifest).exists():
+                raise AlreadyExists(f"{self.noun} {tag} already exists in the store; delete it first to re-import")
+            return self.commit(staged, tag.name, lambda _p, _v: None, version=tag.version)
+
+
+def _remove_empty(path: Path) -> bool:
+    try:
+        os.rmdir(path)
+    except OSError:
+        return False
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _safe_extract(archive: Path, dest: Path) -> None:
+    """Extract regular files and directories only, refusing anything that leaves ``dest``."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            for m in members:
+                pure = PurePosixPath(m.name)
+                if m.name.startswith("/") or pure.is_absolute() or ".." in pure.parts or "\\" in m.name:
+                    raise ArchiveError(f"archive {archive} is unsafe: member {m.name!r} points outside the entry")
+                if not (m.isfile() or m.isdir()):
+                    raise ArchiveError(f"archive {archive} is unsafe: member {m.name!r} is a link or special file")
+            for m in members:
+                target = dest.joinpath(*PurePosixPath(m.name).parts)
+                if m.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(m)
+                assert src is not None
+                with src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, _CHUNK)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ArchiveError(f"cannot read archive {archive}: {exc}; is it a file made by `export`?") from exc
