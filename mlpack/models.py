@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .exceptions import InUse, IntegrityError, InvalidTag, NotFound
+from .exceptions import BadInput, InUse, IntegrityError, NotFound
 from .settings import Settings
-from .store import Store, hash_tree, verify_files
+from .store import Store, hash_tree, tree_size, verify_files
 from .tag import Tag, validate_part
 from .yamlio import dump_yaml, load_yaml
 
@@ -72,9 +72,10 @@ def read_info(path: Path) -> ModelInfo:
 class Model:
     """A model in the store. Cheap to create: the model itself loads only when asked."""
 
-    def __init__(self, path: Path, info: ModelInfo) -> None:
+    def __init__(self, path: Path, info: ModelInfo, size: int | None = None) -> None:
         self.path = Path(path)
         self.info = info
+        self._size = size
 
     @property
     def tag(self) -> Tag:
@@ -90,7 +91,9 @@ class Model:
 
     @property
     def size(self) -> int:
-        return sum((self.path / rel).stat().st_size for rel in self.info.files) + (self.path / MANIFEST).stat().st_size
+        if self._size is None:
+            self._size = tree_size(self.path)
+        return self._size
 
     def __repr__(self) -> str:
         return f'Model(tag="{self.tag}")'
@@ -146,13 +149,13 @@ def normalize_signatures(signatures: Mapping[str, Mapping[str, Any]] | None) -> 
     result: dict[str, dict[str, Any]] = {}
     for method, opts in signatures.items():
         if not isinstance(method, str) or not method.isidentifier():
-            raise InvalidTag(f"signature name {method!r} is not a method name")
+            raise BadInput(f"signature name {method!r} is not a method name")
         opts = dict(opts or {})
         unknown = set(opts) - {"batchable", "batch_dim", "input_spec", "output_spec"}
         if unknown:
-            raise InvalidTag(f"signature {method!r} has unknown options {sorted(unknown)}; use batchable, batch_dim")
+            raise BadInput(f"signature {method!r} has unknown options {sorted(unknown)}; use batchable, batch_dim")
         dim = opts.get("batch_dim", 0)
-        if isinstance(dim, (tuple, list)):
+        if isinstance(dim, (tuple, builtins.list)):
             dim = [int(d) for d in dim]
         else:
             dim = int(dim)
@@ -221,10 +224,13 @@ def _plain(value: Any) -> Any:
     """Metadata as plain YAML types (numpy scalars and the like become Python ones)."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (builtins.list, tuple)):
         return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
+    if value is None or isinstance(value, str):
+        return None if value is None else str(value)
+    for kind in (bool, int, float):  # also numpy scalars, which subclass or mimic these
+        if isinstance(value, kind):
+            return kind(value)
     if hasattr(value, "item"):
         return value.item()
     return str(value)
@@ -253,15 +259,14 @@ def list(  # noqa: A001 - mirrors bentoml.models.list
     if name:
         name = validate_part(name, "name")
     found = []
-    for tag in store.entries(name):
-        path = store.path(tag)
+    for tag, data, size in store.summaries(store.entries(name)):
         try:
-            info = read_info(path)
-        except IntegrityError:
+            info = ModelInfo.from_dict(data)
+        except TypeError:
             continue  # a damaged manifest must not break listing; `get` reports it
         if labels and any(info.labels.get(k) != v for k, v in labels.items()):
             continue
-        found.append(Model(path, info))
+        found.append(Model(store.path(tag), info, size))
     found.sort(key=lambda m: (m.info.creation_time, m.info.version), reverse=True)
     return found
 

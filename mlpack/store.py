@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tarfile
@@ -19,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from .exceptions import AlreadyExists, AmbiguousTag, ArchiveError, IntegrityError, NotFound
 from .tag import LATEST, Tag, new_version
+from .yamlio import load_yaml
 
 _STALE_SECONDS = 24 * 3600
 _CHUNK = 1 << 20
@@ -59,6 +61,10 @@ def verify_files(root: Path, files: dict[str, str], what: str) -> None:
                 f"{what}: file {rel} does not match its recorded sha256 (modified or corrupt); "
                 "delete it and save or import it again"
             )
+
+
+def tree_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -109,6 +115,45 @@ class Store:
     def path(self, tag: Tag) -> Path:
         """Directory of a fully resolved tag."""
         return self.root / tag.name / str(tag.version)
+
+    def summaries(self, tags: list[Tag]) -> list[tuple[Tag, dict, int]]:
+        """Parsed manifests and total sizes of ``tags``, skipping unreadable ones.
+
+        Entries never change after commit, so parsed manifests are kept in ``.index.json``
+        keyed by the manifest's mtime and size: listing 1000 models reads one file, not 1000.
+        """
+        index_path = self.root / ".index.json"
+        try:
+            index = json.loads(index_path.read_bytes())
+        except (OSError, ValueError):
+            index = {}
+        merged = dict(index)
+        changed = False
+        found = []
+        for tag in tags:
+            key = f"{tag.name}/{tag.version}"
+            path = self.path(tag)
+            try:
+                st = os.stat(path / self.manifest)
+            except OSError:
+                continue
+            stamp = [st.st_mtime_ns, st.st_size]
+            hit = index.get(key)
+            if not (isinstance(hit, dict) and hit.get("stamp") == stamp):
+                try:
+                    hit = {"stamp": stamp, "manifest": load_yaml(path / self.manifest), "size": tree_size(path)}
+                except (OSError, ValueError):
+                    continue  # a damaged entry must not break listing; `get` reports it
+                merged[key] = hit
+                changed = True
+            found.append((tag, hit["manifest"], hit["size"]))
+        for key in [k for k in merged if not (self.root / k / self.manifest).exists()]:
+            del merged[key]  # deleted entries
+            changed = True
+        if changed:
+            with contextlib.suppress(OSError, TypeError, ValueError):  # a read-only store still lists
+                write_atomic(index_path, json.dumps(merged, default=str))
+        return found
 
     def _read_latest(self, name: str) -> str | None:
         try:

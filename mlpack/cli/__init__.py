@@ -1,0 +1,70 @@
+"""The ``mlpack`` command: a thin layer that turns library calls into output and exit codes.
+
+Each command imports what it needs inside its function, so ``mlpack --help`` and
+``mlpack models list`` never load numpy, pandas, sklearn or the web stack.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import warnings
+
+import typer
+
+from .. import __version__
+from ..exceptions import MlpackError
+from .entries import make_entry_app
+from .output import error_line
+
+app = typer.Typer(
+    name="mlpack",
+    help="Save, serve, run and containerize ML models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(make_entry_app("models"), name="models", help="Manage models in the local store.")
+app.add_typer(make_entry_app("bundles"), name="bundles", help="Manage built bundles in the local store.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlpack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.", envvar="MLPACK_DEBUG"),
+) -> None:
+    """mlpack: a small, fast ML lifecycle toolkit."""
+
+
+def _register_commands() -> None:
+    # imported for their side effect of adding commands to ``app``; each keeps heavy imports lazy
+    from . import commands  # noqa: F401
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("MLPACK_DEBUG", "") not in ("", "0", "false")
+    warnings.showwarning = _show_warning
+    _register_commands()
+    try:
+        app(args=args, prog_name="mlpack")
+    except MlpackError as exc:
+        if debug:
+            traceback.print_exc()
+        error_line(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        sys.exit(130)

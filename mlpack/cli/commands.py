@@ -1,0 +1,3 @@
+"""Top-level commands (build, serve, run, containerize) registered on the app."""
+
+from __future__ import annotations

@@ -1,0 +1,126 @@
+"""``mlpack models ...`` and ``mlpack bundles ...``: one command set over two kinds of entry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import typer
+
+from .output import emit, human_size, info_line, local_time, parse_labels, table
+
+
+def _api(kind: str) -> SimpleNamespace:
+    if kind == "models":
+        from .. import models as m
+
+        return SimpleNamespace(get=m.get, list=m.list, delete=m.delete, export=m.export_model, imp=m.import_model)
+    from .. import bundles as b
+
+    return SimpleNamespace(get=b.get, list=b.list, delete=b.delete, export=b.export_bundle, imp=b.import_bundle)
+
+
+def _summary(kind: str, entry: Any) -> dict[str, Any]:
+    info = entry.info
+    row = {"tag": str(entry.tag), "name": info.name, "version": info.version}
+    if kind == "models":
+        row["module"] = info.module
+    else:
+        row["service"] = info.service
+        row["models"] = [m["tag"] for m in info.models]
+    row.update(size=entry.size, creation_time=info.creation_time, labels=info.labels)
+    return row
+
+
+def make_entry_app(kind: str) -> typer.Typer:
+    noun = kind[:-1]
+    sub = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+
+    @sub.command("list")
+    def list_(
+        name: str = typer.Argument(None, help=f"Only {kind} with this name."),
+        output: str = typer.Option("table", "-o", "--output", help="table, json or yaml."),
+        label: list[str] = typer.Option(None, "--label", help="Filter by label key=value (repeatable)."),
+    ) -> None:
+        """List {kind}, newest first."""
+        _check_format(output, ("table", "json", "yaml"))
+        entries = _api(kind).list(name, labels=parse_labels(label))
+        if output != "table":
+            emit([_summary(kind, e) for e in entries], output)
+            return
+        if kind == "models":
+            rows = [(str(e.tag), e.info.module, human_size(e.size), local_time(e.info.creation_time)) for e in entries]
+            table(("Tag", "Module", "Size", "Creation Time"), rows)
+        else:
+            rows = [
+                (str(e.tag), human_size(e.size), ", ".join(m["tag"] for m in e.info.models), local_time(e.info.creation_time))
+                for e in entries
+            ]
+            table(("Tag", "Size", "Models", "Creation Time"), rows)
+
+    list_.__doc__ = f"List {kind}, newest first."
+
+    @sub.command("get")
+    def get(
+        tag: str = typer.Argument(..., help=f"{noun} tag: name[:version], version may be a unique prefix."),
+        output: str = typer.Option("yaml", "-o", "--output", help="yaml, json or path."),
+    ) -> None:
+        _check_format(output, ("yaml", "json", "path"))
+        entry = _api(kind).get(tag)
+        if output == "path":
+            sys.stdout.write(f"{entry.path}\n")
+        else:
+            emit(entry.to_dict(), output)
+
+    get.__doc__ = f"Show one {noun}."
+
+    @sub.command("delete")
+    def delete(
+        tags: list[str] = typer.Argument(..., help=f"{noun} tags to delete."),
+        yes: bool = typer.Option(False, "-y", "--yes", help="Do not ask for confirmation."),
+        force: bool = typer.Option(False, "--force", help="Delete even if a bundle uses the model."),
+    ) -> None:
+        api = _api(kind)
+        entries = [api.get(t) for t in tags]  # resolve all first: a typo deletes nothing
+        if not yes:
+            from ..exceptions import BadInput
+
+            if not sys.stdin.isatty():
+                raise BadInput(f"not deleting {len(entries)} {kind} without confirmation; pass -y")
+            names = ", ".join(str(e.tag) for e in entries)
+            if not typer.confirm(f"Delete {names}?", err=True):
+                raise typer.Exit(1)
+        for entry in entries:
+            if kind == "models":
+                api.delete(entry.tag, force=force)
+            else:
+                api.delete(entry.tag)
+            info_line(f"deleted {noun} {entry.tag}")
+
+    delete.__doc__ = f"Delete {kind} from the store."
+
+    @sub.command("export")
+    def export(
+        tag: str = typer.Argument(...),
+        path: Path = typer.Argument(None, help="File or directory to write (default: current directory)."),
+    ) -> None:
+        written = _api(kind).export(tag, path)
+        sys.stdout.write(f"{written}\n")
+
+    export.__doc__ = f"Export a {noun} as a .ml{noun} archive (tar.gz)."
+
+    @sub.command("import")
+    def import_(path: Path = typer.Argument(..., help="An archive made by export.")) -> None:
+        entry = _api(kind).imp(path)
+        info_line(f"imported {noun} {entry.tag}")
+        sys.stdout.write(f"{entry.tag}\n")
+
+    import_.__doc__ = f"Import a {noun} archive into the store."
+    return sub
+
+
+def _check_format(value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint="-o/--output")

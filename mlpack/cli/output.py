@@ -1,0 +1,83 @@
+"""Rendering results: tables with rich on stdout, json/yaml for machines, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+FORMATS = ("table", "json", "yaml")
+
+
+def _color(stream: Any) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def error_line(message: str) -> None:
+    """One red line on stderr."""
+    text = " ".join(message.split("\n"))
+    prefix = "\033[31merror:\033[0m" if _color(sys.stderr) else "error:"
+    sys.stderr.write(f"{prefix} {text}\n")
+
+
+def info_line(message: str) -> None:
+    sys.stderr.write(f"{message}\n")
+
+
+def emit(data: Any, fmt: str) -> None:
+    """Write ``data`` to stdout as json or yaml."""
+    if fmt == "json":
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    elif fmt == "yaml":
+        from ..yamlio import dumps_yaml
+
+        sys.stdout.write(dumps_yaml(data))
+    else:
+        raise ValueError(fmt)
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    # fixed widths and plain Text cells: rich then skips markup parsing and per-cell measuring,
+    # which is most of its time on long listings
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for col, width in zip(columns, widths):
+        t.add_column(col, no_wrap=True, width=width)
+    for row in rows:
+        t.add_row(*(Text(cell) for cell in row))
+    Console(soft_wrap=True, highlight=False, markup=False, emoji=False).print(t)
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.2f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def local_time(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return iso
+
+
+def parse_labels(pairs: Sequence[str] | None) -> dict[str, str]:
+    from ..exceptions import BadInput
+
+    labels = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadInput(f"label {pair!r} is not key=value")
+        labels[key] = value
+    return labels
