@@ -1,0 +1,309 @@
+"""Adaptive micro-batching: merge concurrent requests into one model call.
+
+A request that finds the model idle runs at once. Requests that arrive while a batch
+runs wait in a queue; when the batch ends, everything queued (in arrival order, up to
+``max_batch_size`` rows) becomes the next batch. Batches thus grow with load and add
+no latency when there is none, unlike a fixed "wait N ms or N items" window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import itertools
+import logging
+from typing import Any, Callable, Sequence
+
+from mlpack.exceptions import BadInput, MlpackError, ServiceUnavailable
+
+__all__ = ["AdaptiveBatcher", "concat", "count_rows", "split"]
+
+log = logging.getLogger(__name__)
+
+
+def _kind(x: Any) -> str:
+    # By module name, so that batching numpy or lists never imports pandas or scipy.
+    for cls in type(x).__mro__:
+        if cls.__module__.startswith("pandas."):
+            return "pandas"
+        if cls.__module__.startswith("scipy.sparse"):
+            return "sparse"
+    return "list" if isinstance(x, (list, tuple)) else "array"
+
+
+def count_rows(x: Any, dim: int = 0) -> int:
+    """Size of ``x`` along ``dim``: ``shape[dim]`` for arrays, frames and sparse matrices, ``len`` for lists."""
+    if x is None or isinstance(x, (str, bytes, dict)):
+        raise TypeError(f"cannot count rows of {type(x).__name__}")
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        if dim == 0 and hasattr(x, "__len__"):
+            return len(x)
+        import numpy as np
+
+        shape = np.asarray(x).shape
+    if dim >= len(shape):
+        raise ValueError(f"{type(x).__name__} with {len(shape)} dimension(s) has no batch dimension {dim}")
+    return int(shape[dim])
+
+
+def concat(items: Sequence[Any], dim: int = 0) -> tuple[Any, list[int]]:
+    """Join ``items`` along ``dim``; return the batch and each item's row count.
+
+    Lists join as a list along dim 0 (as numpy along other dims), DataFrames or Series
+    with ``pd.concat`` (dim 0 only, fresh RangeIndex), sparse matrices with
+    vstack/hstack, anything else with ``np.concatenate``. Raises TypeError or
+    ValueError when the items cannot form one batch (mixed kinds, other columns...).
+    """
+    if not items:
+        raise ValueError("nothing to concatenate")
+    sizes = [count_rows(x, dim) for x in items]
+    kinds = {_kind(x) for x in items}
+    first = items[0]
+    if kinds == {"list"} and dim == 0:
+        return [row for x in items for row in x], sizes
+    if kinds == {"pandas"}:
+        if dim != 0:
+            raise TypeError("pandas inputs can only be batched along dim 0")
+        if any(type(x) is not type(first) for x in items):
+            raise TypeError("cannot batch DataFrames together with Series")
+        # pd.concat would silently fill columns missing from some frames with NaN.
+        if hasattr(first, "columns") and not all(x.columns.equals(first.columns) for x in items):
+            raise ValueError("DataFrames have different columns")
+        import pandas as pd
+
+        # A fresh index: callers' indexes may overlap, which breaks index-aligned models.
+        return pd.concat(list(items), ignore_index=True), sizes
+    if kinds == {"sparse"}:
+        import scipy.sparse as sp
+
+        join = sp.vstack if dim == 0 else sp.hstack
+        return join(list(items), format=first.format), sizes
+    if kinds <= {"list", "array"}:
+        import numpy as np
+
+        return np.concatenate([np.asarray(x) for x in items], axis=dim), sizes
+    raise TypeError(f"cannot batch {' and '.join(sorted(kinds))} inputs together")
+
+
+def split(result: Any, sizes: Sequence[int], dim: int = 0, *, like: Sequence[Any] | None = None) -> list[Any]:
+    """Cut ``result`` along ``dim`` into consecutive parts of ``sizes`` rows.
+
+    Raises MlpackError unless ``result`` has ``sum(sizes)`` rows. With ``like`` (the
+    inputs, in order), a pandas part gets back the index of its pandas input.
+    """
+    offsets = list(itertools.accumulate(sizes, initial=0))
+    try:
+        n = count_rows(result, dim)
+    except (TypeError, ValueError) as exc:
+        raise MlpackError(f"cannot split the model output between requests: {exc}") from exc
+    if n != offsets[-1]:
+        raise MlpackError(
+            f"model returned {n} rows along batch dimension {dim} for a batch of {offsets[-1]} input rows"
+        )
+    bounds = list(itertools.pairwise(offsets))
+    kind = _kind(result)
+    if kind == "list" and dim == 0:
+        return [result[a:b] for a, b in bounds]
+    if kind == "pandas":
+        if dim != 0:
+            return [result.iloc[:, a:b] for a, b in bounds]
+        parts = [result.iloc[a:b] for a, b in bounds]
+        originals = like if like is not None else [None] * len(parts)
+        return [p.set_axis(x.index, axis=0) if _kind(x) == "pandas" else p for p, x in zip(parts, originals)]
+    if kind == "sparse":
+        result = result.tocsr() if dim == 0 else result.tocsc()  # coo cannot be sliced
+    elif kind == "list" or not hasattr(result, "shape"):
+        import numpy as np
+
+        result = np.asarray(result)
+    lead = (slice(None),) * dim
+    return [result[(*lead, slice(a, b))] if dim else result[a:b] for a, b in bounds]
+
+
+class _Item:
+    __slots__ = ("data", "rows", "future", "timer")
+
+    def __init__(self, data: Any, rows: int, future: asyncio.Future[Any]) -> None:
+        self.data, self.rows, self.future = data, rows, future
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class AdaptiveBatcher:
+    """Serve many concurrent callers of a blocking batch function, one batch at a time.
+
+    ``fn`` runs in a worker thread (``executor``, or a private one-thread pool).
+    ``batch_dim`` is one dim for input and output, or ``(input_dim, output_dim)``.
+    ``on_batch(rows)`` is called from the worker thread once per call of ``fn``.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        *,
+        max_batch_size: int = 100,
+        max_latency_ms: float = 10_000,
+        batch_dim: int | tuple[int, int] | list[int] = 0,
+        executor: concurrent.futures.Executor | None = None,
+        on_batch: Callable[[int], None] | None = None,
+        name: str = "",
+    ) -> None:
+        dims = (batch_dim, batch_dim) if isinstance(batch_dim, int) else tuple(batch_dim)
+        if len(dims) != 2 or not all(isinstance(d, int) and d >= 0 for d in dims):
+            raise ValueError(f"batch_dim must be a dim >= 0 or an (input, output) pair, not {batch_dim!r}")
+        if max_batch_size < 1 or max_latency_ms < 0:
+            raise ValueError("max_batch_size must be >= 1 and max_latency_ms >= 0")
+        self.fn, self.name = fn, name
+        self.max_batch_size, self.max_latency_ms = max_batch_size, max_latency_ms
+        self.input_dim, self.output_dim = dims
+        # A ThreadPoolExecutor starts no thread until first used, so creating it here is free.
+        prefix = f"mlpack-batch-{name}" if name else "mlpack-batch"
+        self._own_executor = concurrent.futures.ThreadPoolExecutor(1, prefix) if executor is None else None
+        self._executor = executor if executor is not None else self._own_executor
+        self._label = f"batcher {name!r}" if name else "batcher"
+        self._retry_after = max(max_latency_ms / 1000, 0.001)
+        self._on_batch = on_batch
+        # Loop-bound state is (re)made on first submit: the batcher may outlive or predate a loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._driver: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for a batch (not rows; the running batch is not counted)."""
+        return len(self._queue)
+
+    async def submit(self, data: Any) -> Any:
+        """Run ``fn`` on ``data`` within a batch and return this caller's rows of the result.
+
+        Raises ServiceUnavailable after ``max_latency_ms`` in the queue, BadInput when
+        ``data`` has no batch dimension, and whatever ``fn`` raised for its batch.
+        """
+        if self._closed:
+            raise ServiceUnavailable(f"{self._label} is shut down", retry_after=self._retry_after)
+        try:
+            rows = count_rows(data, self.input_dim)
+        except (TypeError, ValueError) as exc:
+            raise BadInput(f"cannot batch this input: {exc}") from exc
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._queue, self._driver = loop, collections.deque(), None
+        item = _Item(data, rows, loop.create_future())
+        if self._driver is None:
+            # Idle: no timer, the driver takes this item on its first step.
+            self._driver = loop.create_task(self._drive())
+        else:
+            item.timer = loop.call_at(loop.time() + self.max_latency_ms / 1000, self._expire, item)
+        self._queue.append(item)
+        try:
+            return await item.future
+        except asyncio.CancelledError:
+            self._discard(item)  # client gone: do not spend model time on it
+            raise
+
+    async def close(self) -> None:
+        """Refuse new requests, fail queued ones, wait for the running batch, release the executor."""
+        self._closed = True
+        while self._queue:
+            item = self._queue.popleft()
+            self._discard(item)
+            if not item.future.done():
+                item.future.set_exception(ServiceUnavailable(f"{self._label} is shutting down", retry_after=1.0))
+        driver = self._driver
+        if driver is not None and not driver.done() and driver.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait([driver])
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Release the private executor now (any thread); prefer ``await close()`` on the loop."""
+        self._closed = True
+        if self._own_executor is not None:
+            self._own_executor.shutdown(wait=False, cancel_futures=True)
+            self._own_executor = None
+
+    def _expire(self, item: _Item) -> None:
+        self._discard(item)
+        if not item.future.done():
+            msg = f"{self._label}: request waited over {self.max_latency_ms:g} ms for the model"
+            item.future.set_exception(ServiceUnavailable(msg, retry_after=self._retry_after))
+
+    def _discard(self, item: _Item) -> None:
+        if item.timer is not None:
+            item.timer.cancel()
+            item.timer = None
+        try:
+            self._queue.remove(item)  # O(1) in the usual case: expiries happen in arrival order
+        except ValueError:
+            pass  # already dispatched
+
+    def _take(self) -> list[_Item]:
+        batch: list[_Item] = []
+        rows = 0
+        while self._queue:
+            item = self._queue[0]
+            if batch and rows + item.rows > self.max_batch_size:
+                break  # keep arrival order: never let a smaller later request jump ahead
+            self._queue.popleft()
+            if item.timer is not None:
+                item.timer.cancel()  # dispatched requests are no longer subject to the deadline
+                item.timer = None
+            if not item.future.done():
+                batch.append(item)
+                rows += item.rows
+        return batch
+
+    async def _drive(self) -> None:
+        batch: list[_Item] = []
+        try:
+            while self._queue:
+                batch = self._take()
+                if batch:
+                    await self._run(batch)
+                batch = []
+        finally:
+            if self._driver is asyncio.current_task():
+                self._driver = None
+            for item in batch:  # only if interrupted (loop shutting down)
+                item.future.cancel()
+
+    async def _run(self, batch: list[_Item]) -> None:
+        loop = asyncio.get_running_loop()
+        datas, sizes = [it.data for it in batch], [it.rows for it in batch]
+        try:
+            results = await loop.run_in_executor(self._executor, self._call, datas, sizes)
+        except Exception as exc:
+            for it in batch:
+                if not it.future.done():
+                    it.future.set_exception(exc)
+            return
+        if results is None:
+            # The inputs do not fit in one batch: run them one by one so that an odd
+            # request fails alone rather than taking its neighbours down.
+            log.debug("%s: inputs cannot be concatenated, running %d requests singly", self._label, len(batch))
+            for it in batch:
+                await self._run([it])
+            return
+        for it, res in zip(batch, results):
+            if not it.future.done():
+                it.future.set_result(res)
+
+    def _call(self, datas: list[Any], sizes: list[int]) -> list[Any] | None:
+        # Runs in the worker thread, so concatenation and splitting stay off the loop too.
+        if len(datas) == 1:
+            self._notify(sizes[0])
+            return [self.fn(datas[0])]
+        try:
+            batch, _ = concat(datas, self.input_dim)
+        except Exception:
+            return None
+        self._notify(sum(sizes))
+        return split(self.fn(batch), sizes, self.output_dim, like=datas)
+
+    def _notify(self, rows: int) -> None:
+        if self._on_batch is not None:
+            try:
+                self._on_batch(rows)
+            except Exception:  # a metrics hook must not fail requests
+                log.exception("%s: on_batch callback failed", self._label)
