@@ -29,7 +29,8 @@ FRAMEWORKS = {"mlpack.sklearn": "mlpack.frameworks.sklearn", "mlpack.xgboost": "
 
 
 def model_store(settings: Settings | None = None) -> Store:
-    return Store((settings or Settings.from_env()).home, "models", MANIFEST, "model")
+    settings = settings or Settings.from_env()
+    return Store(settings.home, "models", MANIFEST, "model", root=settings.models_root)
 
 
 @dataclass(frozen=True)

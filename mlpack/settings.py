@@ -20,10 +20,21 @@ class Settings:
 
     home: Path
     debug: bool = False
+    # where models are looked up; a served bundle points this at its own models/ directory
+    models_dir: Path | None = None
+
+    @property
+    def models_root(self) -> Path:
+        return self.models_dir or self.home / "models"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if env is None else env
-        settings = cls(home=default_home(env), debug=env.get("MLPACK_DEBUG", "") not in ("", "0", "false"))
+        models_dir = env.get("MLPACK_MODELS_DIR")
+        settings = cls(
+            home=default_home(env),
+            debug=env.get("MLPACK_DEBUG", "") not in ("", "0", "false"),
+            models_dir=Path(models_dir) if models_dir else None,
+        )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings

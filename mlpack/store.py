@@ -85,12 +85,12 @@ def write_atomic(path: Path, text: str) -> None:
 class Store:
     """Versioned entries of one kind under ``home``; ``manifest`` marks a complete entry."""
 
-    def __init__(self, home: Path, kind: str, manifest: str, noun: str) -> None:
+    def __init__(self, home: Path, kind: str, manifest: str, noun: str, root: Path | None = None) -> None:
         self.home = Path(home)
         self.kind = kind
         self.manifest = manifest
         self.noun = noun  # "model" or "bundle", for messages
-        self.root = self.home / kind
+        self.root = Path(root) if root else self.home / kind
 
     # -- reading ---------------------------------------------------------------------------
     def names(self) -> list[str]:

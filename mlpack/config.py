@@ -1,0 +1,171 @@
+"""Server configuration: CLI flag > ``MLPACK_*`` env > config file > defaults, frozen once resolved."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigError
+from .runner import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS, BatchingOptions, Runner
+
+DEFAULT_PORT = 3000
+DEFAULT_MAX_REQUEST_SIZE = 20 * 1024 * 1024
+
+
+def _schema() -> Any:
+    """The config file's pydantic models, built on demand (pydantic is not imported by the CLI)."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+    class Batching(Strict):
+        enabled: bool | None = None
+        max_batch_size: int | None = Field(None, ge=1)
+        max_latency_ms: float | None = Field(None, ge=0)
+
+    class Metrics(Strict):
+        enabled: bool = True
+
+    class ApiServer(Strict):
+        host: str | None = None
+        port: int | None = Field(None, ge=0, le=65535)
+        workers: int | None = Field(None, ge=1)
+        timeout: float = Field(60, gt=0)
+        max_request_size: int = Field(DEFAULT_MAX_REQUEST_SIZE, ge=1)
+        metrics: Metrics = Metrics()
+        access_log: bool = False
+
+    class RunnerConfig(Strict):
+        batching: Batching = Batching()
+
+    class ConfigFile(Strict):
+        model_config = ConfigDict(extra="allow", frozen=True)  # runners.<name> keys are free
+        api_server: ApiServer = ApiServer()
+        runners: dict[str, Any] = {}
+
+    return ConfigFile, Batching, RunnerConfig
+
+
+def read_config_file(path: str | Path | None) -> dict[str, Any]:
+    """Validate a YAML config file; the result is plain data (the file's values, defaults filled)."""
+    from pydantic import ValidationError
+
+    from .yamlio import loads_yaml
+
+    ConfigFile, Batching, RunnerConfig = _schema()
+    if path is None:
+        return ConfigFile().model_dump()
+    try:
+        raw = loads_yaml(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    try:
+        parsed = ConfigFile.model_validate(raw)
+        runners: dict[str, Any] = {}
+        for key, value in (parsed.runners or {}).items():
+            if key == "batching":
+                runners[key] = Batching.model_validate(value).model_dump()
+            else:  # per-runner: {batching: {...}} as in BentoML, or the batching keys directly
+                value = value or {}
+                nested = value if "batching" in value else {"batching": value}
+                runners[key] = RunnerConfig.model_validate(nested).model_dump()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"config file {path}: {where}: {first['msg']}") from exc
+    data = parsed.model_dump()
+    data["runners"] = runners
+    return data
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything a server process needs; serialisable so that worker processes get the same."""
+
+    target: str
+    working_dir: str
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    reload: bool = False
+    timeout: float = 60
+    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+    metrics_enabled: bool = True
+    access_log: bool = False
+    runners: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeOptions:
+        return cls(**json.loads(text))
+
+    def batching_for(self, runner: Runner) -> BatchingOptions:
+        """Per-runner config > ``to_runner()`` arguments > global config > defaults."""
+        glob = self.runners.get("batching") or {}
+        own = (self.runners.get(runner.name) or {}).get("batching") or {}
+
+        def pick(key: str, code_value: Any, default: Any) -> Any:
+            for value in (own.get(key), code_value, glob.get(key)):
+                if value is not None:
+                    return value
+            return default
+
+        return BatchingOptions(
+            enabled=pick("enabled", None, True),
+            max_batch_size=int(pick("max_batch_size", runner.max_batch_size, DEFAULT_MAX_BATCH_SIZE)),
+            max_latency_ms=float(pick("max_latency_ms", runner.max_latency_ms, DEFAULT_MAX_LATENCY_MS)),
+        )
+
+
+def resolve_serve_options(
+    target: str,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    production: bool = False,
+    reload: bool = False,
+    config: str | None = None,
+    working_dir: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ServeOptions:
+    env = os.environ if env is None else env
+    file = read_config_file(config or env.get("MLPACK_CONFIG") or None)
+    server = file["api_server"]
+
+    def first(*values: Any) -> Any:
+        return next((v for v in values if v not in (None, "")), None)
+
+    def as_int(name: str) -> int | None:
+        value = env.get(name)
+        if value in (None, ""):
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not a whole number") from None
+
+    if production and workers is None:
+        workers = os.cpu_count() or 1
+    return ServeOptions(
+        target=target,
+        working_dir=str(Path(working_dir or os.getcwd()).resolve()),
+        host=first(host, env.get("MLPACK_HOST"), server["host"], "127.0.0.1"),
+        port=first(port, as_int("MLPACK_PORT"), server["port"], DEFAULT_PORT),
+        workers=first(workers, as_int("MLPACK_WORKERS"), server["workers"], 1),
+        reload=reload,
+        timeout=server["timeout"],
+        max_request_size=server["max_request_size"],
+        metrics_enabled=server["metrics"]["enabled"],
+        access_log=server["access_log"],
+        runners=file["runners"],
+    )

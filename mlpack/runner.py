@@ -1,0 +1,162 @@
+"""The Runner: one way to execute a stored model, used by serve, run and containerize.
+
+``runner.predict.run(x)`` calls the model directly (or, from a worker thread of a running
+server, through the batcher); ``await runner.predict.async_run(x)`` goes through the adaptive
+micro-batcher when the signature is batchable and runs the model in a worker thread either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .tag import validate_part
+
+if TYPE_CHECKING:
+    from .batching import AdaptiveBatcher
+    from .models import Model
+
+DEFAULT_MAX_BATCH_SIZE = 100
+DEFAULT_MAX_LATENCY_MS = 10_000.0
+
+
+@dataclass(frozen=True)
+class BatchingOptions:
+    enabled: bool = True
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
+
+
+class RunnerMethod:
+    """One signature of a runner, e.g. ``runner.predict``."""
+
+    def __init__(self, runner: Runner, name: str, batchable: bool, batch_dim: int | list[int]) -> None:
+        self.runner = runner
+        self.name = name
+        self.batchable = batchable
+        self.batch_dim = tuple(batch_dim) if isinstance(batch_dim, list) else batch_dim
+        self._batcher: AdaptiveBatcher | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<RunnerMethod {self.runner.name}.{self.name} batchable={self.batchable}>"
+
+    def _fn(self) -> Callable[..., Any]:
+        return self.runner.runnable()[self.name]
+
+    def batcher(self) -> AdaptiveBatcher | None:
+        """The batcher for this method, made on first use (None when not batching)."""
+        opts = self.runner.batching
+        if not (self.batchable and opts.enabled):
+            return None
+        with self._lock:
+            if self._batcher is None:
+                from .batching import AdaptiveBatcher
+
+                fn = self._fn()
+                hook = self.runner.on_batch
+                self._batcher = AdaptiveBatcher(
+                    fn,
+                    max_batch_size=opts.max_batch_size,
+                    max_latency_ms=opts.max_latency_ms,
+                    batch_dim=self.batch_dim,
+                    on_batch=(lambda rows: hook(self, rows)) if hook else None,
+                    name=f"{self.runner.name}.{self.name}",
+                )
+            return self._batcher
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the model now. From a worker thread of a running server, join its batches."""
+        loop = self.runner.loop
+        if loop is not None and len(args) == 1 and not kwargs and self.batcher() is not None:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is None and loop.is_running():
+                return asyncio.run_coroutine_threadsafe(self.async_run(args[0]), loop).result()
+        return self._fn()(*args, **kwargs)
+
+    async def async_run(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the model without blocking the event loop, batching when the signature allows."""
+        if not self.runner.ready:
+            await asyncio.to_thread(self.runner.load)
+        batcher = self.batcher() if len(args) == 1 and not kwargs else None
+        if batcher is not None:
+            return await batcher.submit(args[0])
+        return await asyncio.to_thread(self._fn(), *args, **kwargs)
+
+
+class Runner:
+    """Executes one stored model; one ``RunnerMethod`` attribute per signature."""
+
+    def __init__(
+        self,
+        model: Model,
+        name: str | None = None,
+        max_batch_size: int | None = None,
+        max_latency_ms: float | None = None,
+    ) -> None:
+        self.model = model
+        self.name = validate_part(name or model.tag.name, "runner name")
+        self.max_batch_size = max_batch_size
+        self.max_latency_ms = max_latency_ms
+        self.batching = BatchingOptions(
+            max_batch_size=max_batch_size or DEFAULT_MAX_BATCH_SIZE,
+            max_latency_ms=DEFAULT_MAX_LATENCY_MS if max_latency_ms is None else max_latency_ms,
+        )
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.on_batch: Callable[[RunnerMethod, int], None] | None = None
+        self._runnable: Mapping[str, Callable[..., Any]] | None = None
+        self._load_lock = threading.Lock()
+        self.methods: dict[str, RunnerMethod] = {
+            method: RunnerMethod(self, method, opts.get("batchable", False), opts.get("batch_dim", 0))
+            for method, opts in model.info.signatures.items()
+        }
+
+    def __getattr__(self, name: str) -> RunnerMethod:
+        methods = self.__dict__.get("methods", {})
+        if name in methods:
+            return methods[name]
+        raise AttributeError(f"runner {self.__dict__.get('name')!r} has no method {name!r}; signatures: {sorted(methods)}")
+
+    def __repr__(self) -> str:
+        return f"<Runner {self.name} model={self.model.tag}>"
+
+    def configure(self, options: BatchingOptions) -> None:
+        """Apply batching settings from the server configuration (before the first request)."""
+        self.batching = options
+        for method in self.methods.values():
+            method._batcher = None
+
+    @property
+    def ready(self) -> bool:
+        return self._runnable is not None
+
+    def load(self) -> None:
+        """Load (and verify) the model; safe to call from several threads, loads once."""
+        with self._load_lock:
+            if self._runnable is None:
+                self._runnable = self.model.framework().load_runnable(self.model)
+
+    # BentoML compatibility: runners are "initialized locally" outside of a server
+    init_local = load
+
+    def runnable(self) -> Mapping[str, Callable[..., Any]]:
+        if self._runnable is None:
+            self.load()
+        assert self._runnable is not None
+        return self._runnable
+
+    def queue_depth(self) -> int:
+        return sum(m._batcher.queue_depth for m in self.methods.values() if m._batcher is not None)
+
+    async def close(self) -> None:
+        for method in self.methods.values():
+            if method._batcher is not None:
+                await method._batcher.close()
+                method._batcher = None
+

@@ -1,0 +1,293 @@
+"""The HTTP server: a Starlette app over a Service, run by uvicorn (uvloop + httptools).
+
+``serve(options)`` runs in the CLI process; every worker process builds its app with
+``create_app()`` from the same frozen options, passed through the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.config
+import math
+import os
+import tempfile
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from .config import ServeOptions
+from .exceptions import BadInput, MlpackError, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from .service import API, Service
+
+log = logging.getLogger("mlpack.serve")
+OPTIONS_ENV = "MLPACK_SERVE_OPTIONS"
+
+_SWAGGER_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="stylesheet" href="/static/swagger-ui/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/static/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/swagger-ui/swagger-ui-standalone-preset.js"></script>
+<script>window.ui = SwaggerUIBundle({{url: "/docs.json", dom_id: "#swagger-ui",
+presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "BaseLayout"}});</script>
+</body></html>"""
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    import orjson
+    from starlette.responses import Response
+
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(exc: Exception) -> Response:
+    """The JSON answer for an error; 500s get an id that is logged with the traceback."""
+    if isinstance(exc, MlpackError):
+        body: dict[str, Any] = {"error": str(exc)}
+        details = getattr(exc, "details", None)
+        if details is not None:
+            body["details"] = details
+        headers = None
+        if isinstance(exc, ServiceUnavailable):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        if exc.http_status < 500 or isinstance(exc, ServiceUnavailable):
+            return _json(body, exc.http_status, headers)
+    error_id = uuid.uuid4().hex[:16]
+    log.error("error %s while handling a request", error_id, exc_info=exc)
+    return _json({"error": f"internal error in the service ({type(exc).__name__}); see the server log", "error_id": error_id}, 500)
+
+
+class _State:
+    """What one worker's app knows at run time."""
+
+    def __init__(self, service: Service, options: ServeOptions) -> None:
+        self.service = service
+        self.options = options
+        self.ready = False
+        self.load_error: str | None = None
+        self.loader: asyncio.Task[None] | None = None
+        self.metrics: Any = None
+        if options.metrics_enabled:
+            from .metrics import Metrics
+
+            self.metrics = Metrics()
+
+    async def wait_loaded(self, timeout: float) -> None:
+        """Hold a request that arrives during start-up until the models are in (or failed)."""
+        if self.loader is not None and not self.loader.done():
+            await asyncio.wait([self.loader], timeout=timeout)
+        if not self.ready:
+            raise ServiceUnavailable(self.load_error or "models are still loading", retry_after=1)
+
+    async def load(self) -> None:
+        try:
+            for runner in self.service.runners:
+                await asyncio.to_thread(runner.load)
+        except Exception as exc:  # keep serving probes; readiness reports why
+            self.load_error = f"loading models failed: {exc}"
+            log.error("%s", self.load_error, exc_info=exc)
+            return
+        self.ready = True
+        log.info("models loaded: %s", ", ".join(str(r.model.tag) for r in self.service.runners) or "(none)")
+
+
+async def _read_body(request: Request, limit: int) -> Request:
+    """Refuse bodies over ``limit`` before reading them into memory, chunked ones included."""
+    from starlette.requests import Request as StarletteRequest
+
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise BadInput("invalid Content-Length header", status=400)
+        if int(length) > limit:
+            raise BadInput(f"request body of {length} bytes is over the limit of {limit} bytes", status=413)
+        return request
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadInput(f"request body is over the limit of {limit} bytes", status=413)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return StarletteRequest(request.scope, replay)
+
+
+def _endpoint(api: API, state: _State) -> Any:
+    limit, timeout = state.options.max_request_size, state.options.timeout
+    metrics = state.metrics
+    if metrics is not None:
+        latency = metrics.latency.labels(api.route)
+        in_progress = metrics.in_progress.labels(api.route)
+        counters: dict[int, Any] = {}
+
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        if metrics is not None:
+            in_progress.inc()
+        try:
+            if not state.ready:
+                await state.wait_loaded(timeout)
+            request = await _read_body(request, limit)
+            value = await api.input.from_http_request(request)
+            result = await asyncio.wait_for(api.call(value), timeout)
+            response = api.output.to_http_response(result)
+        except asyncio.TimeoutError:
+            response = _json({"error": f"{api.name} took longer than the {timeout:g} s timeout"}, 504)
+        except Exception as exc:
+            response = error_response(exc)
+        if metrics is not None:
+            in_progress.dec()
+            status = response.status_code
+            counter = counters.get(status)
+            if counter is None:
+                counter = counters[status] = metrics.requests.labels(api.route, str(status))
+            counter.inc()
+            latency.observe(time.perf_counter() - started)
+        return response
+
+    return endpoint
+
+
+def build_app(service: Service, options: ServeOptions) -> Starlette:
+    """The ASGI app for ``service``; models load in the background after start-up."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse, PlainTextResponse, Response
+    from starlette.routing import Mount, Route
+
+    state = _State(service, options)
+    for runner in service.runners:
+        runner.configure(options.batching_for(runner))
+        if state.metrics is not None:
+            runner.on_batch = state.metrics.batch_hook()
+    spec = _json(service.openapi_spec()).body
+    swagger = _SWAGGER_HTML.format(title=f"{service.name} - mlpack")
+
+    async def docs_json(_: Request) -> Response:
+        return Response(spec, media_type="application/json")
+
+    async def index(_: Request) -> Response:
+        return HTMLResponse(swagger)
+
+    async def livez(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> Response:
+        if state.ready:
+            return PlainTextResponse("ready")
+        return PlainTextResponse(state.load_error or "loading models", status_code=503)
+
+    async def metrics(_: Request) -> Response:
+        if state.metrics is None:
+            return _json({"error": "metrics are disabled (api_server.metrics.enabled)"}, 404)
+        body, content_type = state.metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette):  # noqa: ANN202
+        loop = asyncio.get_running_loop()
+        for runner in service.runners:
+            runner.loop = loop
+        state.loader = loop.create_task(state.load())
+        yield
+        state.loader.cancel()
+        for runner in service.runners:
+            await runner.close()
+            runner.loop = None
+        if state.metrics is not None:
+            state.metrics.close()
+
+    routes = [Route(api.route, _endpoint(api, state), methods=["POST"], name=api.name) for api in service.apis.values()]
+    routes += [
+        Route("/", index, methods=["GET"]),
+        Route("/docs.json", docs_json, methods=["GET"]),
+        Route("/livez", livez, methods=["GET"]),
+        Route("/healthz", livez, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    static = _swagger_static()
+    if static is not None:
+        routes.append(Mount("/static/swagger-ui", static, name="swagger-ui"))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.mlpack = state
+    return app
+
+
+def _swagger_static() -> Any:
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # pragma: no cover - a declared dependency
+        return None
+    from starlette.staticfiles import StaticFiles
+
+    return StaticFiles(directory=str(swagger_ui_path))
+
+
+def create_app() -> Starlette:
+    """uvicorn's app factory in every worker: the same options, read from the environment."""
+    from .target import load_service
+
+    options = ServeOptions.from_json(os.environ[OPTIONS_ENV])
+    loaded = load_service(options.target, options.working_dir)
+    return build_app(loaded.service, options)
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging set-up, plus mlpack's own logger on the same stderr handler."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["mlpack"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def serve(options: ServeOptions) -> None:
+    """Run the server until SIGINT/SIGTERM; in-flight requests finish before exit."""
+    import uvicorn
+
+    from .target import load_service
+
+    loaded = load_service(options.target, options.working_dir)  # fail here, with a clear error
+    os.environ[OPTIONS_ENV] = options.to_json()
+    common: dict[str, Any] = dict(
+        host=options.host,
+        port=options.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=options.access_log,
+        timeout_graceful_shutdown=30,
+        log_level="info",
+        log_config=_log_config(),
+    )
+    logging.config.dictConfig(common["log_config"])
+    apis = ", ".join(a.route for a in loaded.service.apis.values()) or "none"
+    log.info("serving %s (APIs: %s) on http://%s:%d", loaded.service.name, apis, options.host, options.port)
+    if options.workers > 1 or options.reload:
+        if options.workers > 1:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlpack-metrics-")
+        reload_dirs = [str(loaded.source_dir)] if options.reload else None
+        uvicorn.run(
+            "mlpack.serve:create_app",
+            factory=True,
+            workers=None if options.reload else options.workers,
+            reload=options.reload,
+            reload_dirs=reload_dirs,
+            **common,
+        )
+        return
+    uvicorn.run(build_app(loaded.service, options), **common)
