@@ -52,7 +52,9 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         t.add_column(col, no_wrap=True, width=width)
     for row in rows:
         t.add_row(*(Text(cell) for cell in row))
-    Console(soft_wrap=True, highlight=False, markup=False, emoji=False).print(t)
+    # never truncate: tags get copied into the next command
+    width = sum(widths) + 2 * (len(widths) - 1) + 1
+    Console(soft_wrap=True, highlight=False, markup=False, emoji=False, width=width).print(t)
 
 
 def human_size(n: int) -> str:
