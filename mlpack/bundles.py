@@ -8,17 +8,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exceptions import ArchiveError, IntegrityError
+from .catalog import Catalog
 from .settings import Settings
 from .store import Store, tree_size, verify_files
-from .tag import Tag, validate_part
-from .yamlio import load_yaml
+from .tag import Tag
 
 MANIFEST = "bundle.yaml"
 
 
 def bundle_store(settings: Settings | None = None) -> Store:
-    return Store((settings or Settings.from_env()).home, "bundles", MANIFEST, "bundle")
+    return CATALOG.store(settings)
 
 
 @dataclass(frozen=True)
@@ -52,10 +51,7 @@ class BundleInfo:
 
 
 def read_info(path: Path) -> BundleInfo:
-    try:
-        return BundleInfo.from_dict(load_yaml(path / MANIFEST))
-    except (OSError, TypeError, ValueError) as exc:
-        raise IntegrityError(f"cannot read {path / MANIFEST}: {exc}") from exc
+    return CATALOG.read_info(path)
 
 
 class Bundle:
@@ -91,62 +87,31 @@ class Bundle:
         return cls(path, read_info(path))
 
 
-def _newest(store: Store):  # noqa: ANN202
-    return lambda tags: max(tags, key=lambda t: (read_info(store.path(t)).creation_time, t.version or ""))
-
-
 def get(tag: Tag | str, settings: Settings | None = None) -> Bundle:
-    store = bundle_store(settings)
-    resolved = store.resolve(tag, newest=_newest(store))
-    path = store.path(resolved)
-    return Bundle(path, read_info(path))
+    return CATALOG.get(tag, settings)
 
 
 def list(  # noqa: A001 - mirrors mlpack.models.list
     name: str | None = None, labels: Mapping[str, str] | None = None, settings: Settings | None = None
 ) -> builtins.list[Bundle]:
-    store = bundle_store(settings)
-    if name:
-        name = validate_part(name, "name")
-    found = []
-    for tag, data, size in store.summaries(store.entries(name)):
-        try:
-            info = BundleInfo.from_dict(data)
-        except TypeError:
-            continue
-        if labels and any(info.labels.get(k) != v for k, v in labels.items()):
-            continue
-        found.append(Bundle(store.path(tag), info, size))
-    found.sort(key=lambda b: (b.info.creation_time, b.info.version), reverse=True)
-    return found
+    return CATALOG.list(name, labels, settings)
 
 
 def delete(tag: Tag | str, settings: Settings | None = None) -> Tag:
     bundle = get(tag, settings)
-    store = bundle_store(settings)
-    store.delete(bundle.tag, newest=_newest(store))
+    CATALOG.delete(bundle.tag, settings)
     return bundle.tag
 
 
 def export_bundle(tag: Tag | str, path: str | Path | None = None, settings: Settings | None = None) -> Path:
     """Write ``<name>-<version>.mlbundle`` (a tar.gz); ``path`` may be a directory or a file."""
-    bundle = get(tag, settings)
-    bundle.verify()
-    filename = f"{bundle.tag.name}-{bundle.tag.version}.mlbundle"
-    dest = Path(path) if path else Path.cwd() / filename
-    if dest.is_dir():
-        dest = dest / filename
-    return bundle_store(settings).export(bundle.tag, dest)
+    return CATALOG.export(get(tag, settings), path, settings)
 
 
 def import_bundle(path: str | Path, settings: Settings | None = None) -> Bundle:
-    def check(staged: Path) -> Tag:
-        try:
-            info = read_info(staged)
-        except IntegrityError as exc:
-            raise ArchiveError(f"archive {path} holds no readable {MANIFEST}: is it a bundle export?") from exc
-        verify_files(staged, info.files, f"archive {path}")
-        return Tag.validated(info.name, info.version)
+    return CATALOG.import_(path, settings)
 
-    tag = bundle_store(settings).import_archive(Path(path), check)
-    return get(tag, settings)
+
+CATALOG: Catalog[Bundle] = Catalog(
+    kind="bundles", manifest=MANIFEST, noun="bundle", suffix=".mlbundle", info_cls=BundleInfo, entry_cls=Bundle
+)

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .exceptions import BadInput, InUse, IntegrityError, NotFound
+from .catalog import Catalog
+from .exceptions import BadInput, IntegrityError, InUse, NotFound
 from .settings import Settings
 from .store import Store, hash_tree, tree_size, verify_files
 from .tag import Tag, validate_part
-from .yamlio import dump_yaml, load_yaml
+from .yamlio import dump_yaml
 
 if TYPE_CHECKING:
     from .runner import Runner
@@ -29,8 +30,7 @@ FRAMEWORKS = {"mlpack.sklearn": "mlpack.frameworks.sklearn", "mlpack.xgboost": "
 
 
 def model_store(settings: Settings | None = None) -> Store:
-    settings = settings or Settings.from_env()
-    return Store(settings.home, "models", MANIFEST, "model", root=settings.models_root)
+    return CATALOG.store(settings)
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,7 @@ class ModelInfo:
 
 
 def read_info(path: Path) -> ModelInfo:
-    try:
-        data = load_yaml(path / MANIFEST)
-        return ModelInfo.from_dict(data)
-    except (OSError, TypeError, ValueError) as exc:
-        raise IntegrityError(f"cannot read {path / MANIFEST}: {exc}") from exc
+    return CATALOG.read_info(path)
 
 
 class Model:
@@ -142,6 +138,17 @@ class Model:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.info.to_dict(), "path": str(self.path), "size": self.size}
+
+
+CATALOG: Catalog[Model] = Catalog(
+    kind="models",
+    manifest=MANIFEST,
+    noun="model",
+    suffix=".mlmodel",
+    info_cls=ModelInfo,
+    entry_cls=Model,
+    root=lambda settings: settings.models_root,
+)
 
 
 def normalize_signatures(signatures: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
@@ -237,54 +244,26 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _newest(store: Store) -> Callable[[list[Tag]], Tag]:
-    def pick(tags: list[Tag]) -> Tag:
-        return max(tags, key=lambda t: (read_info(store.path(t)).creation_time, t.version or ""))
-
-    return pick
-
-
 def get(tag: Tag | str, settings: Settings | None = None) -> Model:
     """The model for ``name``, ``name:latest``, ``name:version`` or a unique version prefix."""
-    store = model_store(settings)
-    resolved = store.resolve(tag, newest=_newest(store))
-    path = store.path(resolved)
-    return Model(path, read_info(path))
+    return CATALOG.get(tag, settings)
 
 
 def list(  # noqa: A001 - mirrors bentoml.models.list
     name: str | None = None, labels: Mapping[str, str] | None = None, settings: Settings | None = None
 ) -> builtins.list[Model]:
     """Models in the store, newest first, optionally filtered by name and labels."""
-    store = model_store(settings)
-    if name:
-        name = validate_part(name, "name")
-    found = []
-    for tag, data, size in store.summaries(store.entries(name)):
-        try:
-            info = ModelInfo.from_dict(data)
-        except TypeError:
-            continue  # a damaged manifest must not break listing; `get` reports it
-        if labels and any(info.labels.get(k) != v for k, v in labels.items()):
-            continue
-        found.append(Model(store.path(tag), info, size))
-    found.sort(key=lambda m: (m.info.creation_time, m.info.version), reverse=True)
-    return found
+    return CATALOG.list(name, labels, settings)
 
 
 def users(tag: Tag, settings: Settings | None = None) -> builtins.list[str]:
     """Bundles that were built with model ``tag``."""
     bundles = Store((settings or Settings.from_env()).home, "bundles", "bundle.yaml", "bundle")
     used = []
-    for btag in bundles.entries():
-        try:
-            data = load_yaml(bundles.path(btag) / "bundle.yaml")
-        except (OSError, ValueError):
-            continue
-        for entry in data.get("models") or []:
-            ref = entry.get("tag") if isinstance(entry, dict) else entry
-            if ref == str(tag):
-                used.append(str(btag))
+    for btag, data, _ in bundles.summaries(bundles.entries()):
+        refs = [m.get("tag") if isinstance(m, dict) else m for m in data.get("models") or []]
+        if str(tag) in refs:
+            used.append(str(btag))
     return used
 
 
@@ -294,40 +273,23 @@ def delete(tag: Tag | str, *, force: bool = False, settings: Settings | None = N
         in_use = users(model.tag, settings)
         if in_use:
             raise InUse(f"model {model.tag} is used by bundle(s) {', '.join(in_use)}; delete with --force to remove it anyway")
-    store = model_store(settings)
-    store.delete(model.tag, newest=_newest(store))
+    CATALOG.delete(model.tag, settings)
     return model.tag
 
 
 def export_model(tag: Tag | str, path: str | Path | None = None, settings: Settings | None = None) -> Path:
     """Write ``<name>-<version>.mlmodel`` (a tar.gz); ``path`` may be a directory or a file."""
-    model = get(tag, settings)
-    model.verify()
-    filename = f"{model.tag.name}-{model.tag.version}.mlmodel"
-    dest = Path(path) if path else Path.cwd() / filename
-    if dest.is_dir():
-        dest = dest / filename
-    return model_store(settings).export(model.tag, dest)
+    return CATALOG.export(get(tag, settings), path, settings)
 
 
 def import_model(path: str | Path, settings: Settings | None = None) -> Model:
     """Import an archive made by ``export_model``; hashes are checked before it is visible."""
 
-    def check(staged: Path) -> Tag:
-        try:
-            info = read_info(staged)
-        except IntegrityError as exc:
-            from .exceptions import ArchiveError
-
-            raise ArchiveError(f"archive {path} holds no readable {MANIFEST}: is it a model export?") from exc
-        tag = Tag.validated(info.name, info.version)
+    def check(info: ModelInfo) -> None:
         if info.module not in FRAMEWORKS:
             raise IntegrityError(f"archive {path}: unknown model module {info.module!r}")
-        verify_files(staged, info.files, f"archive {path}")
-        return tag
 
-    tag = model_store(settings).import_archive(Path(path), check)
-    return get(tag, settings)
+    return CATALOG.import_(path, settings, check)
 
 
 def check_installed(module: str, package: str, extra: str) -> Any:

@@ -29,7 +29,9 @@ def _probe(summary: str, codes: dict[str, str], media: str = "text/plain") -> di
         "get": {
             "tags": ["Infrastructure"],
             "summary": summary,
-            "responses": {code: {"description": text, "content": {media: {"schema": {"type": "string"}}}} for code, text in codes.items()},
+            "responses": {
+                code: {"description": text, "content": {media: {"schema": {"type": "string"}}}} for code, text in codes.items()
+            },
         }
     }
 

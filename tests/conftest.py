@@ -33,7 +33,9 @@ class Result:
 def cli(home: Path) -> Iterator:
     """Run ``mlpack ...`` in a subprocess against the test's store."""
 
-    def run(*args: str, input: str | None = None, cwd: Path | None = None, env: dict | None = None, timeout: float = 120) -> Result:
+    def run(
+        *args: str, input: str | None = None, cwd: Path | None = None, env: dict | None = None, timeout: float = 120
+    ) -> Result:
         full_env = {**os.environ, "MLPACK_HOME": str(home), "NO_COLOR": "1", **(env or {})}
         proc = subprocess.run(
             [sys.executable, "-m", "mlpack", *args],

@@ -272,3 +272,27 @@ def test_optional_pydantic_fields_give_a_valid_openapi_30_document() -> None:
     spec = svc.openapi_spec()
     validate(spec)
     assert spec["components"]["schemas"]["Item"]["properties"]["size"]["nullable"] is True
+
+
+@pytest.mark.slow
+def test_reload_picks_up_source_changes(store: Path, tmp_path: Path) -> None:
+    import shutil
+    import time
+
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT, project)
+    headers = {"content-type": "text/plain"}
+    with running_server("service.py:svc", home=store, cwd=project, args=("--reload",)) as srv:
+        assert httpx.post(srv.url + "/echo/text", content="Hi", headers=headers).text == "HI"
+        source = project / "service.py"
+        source.write_text(source.read_text().replace("return text.upper()", "return text.lower()"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.post(srv.url + "/echo/text", content="Hi", headers=headers).text == "hi":
+                    break
+            except httpx.TransportError:
+                pass  # between the old and the new worker
+            time.sleep(0.2)
+        else:
+            pytest.fail("the server did not reload:\n" + srv.output())
