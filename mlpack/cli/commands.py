@@ -56,3 +56,96 @@ def _default_target(working_dir: str | None) -> str:
                 return str(service)
             raise ConfigError(f"{path} has no 'service' entry (e.g. service: \"service.py:svc\")")
     raise ConfigError("no target given and no mlpackfile.yaml here; pass a bundle tag or module.py:svc")
+
+
+@app.command()
+def run(
+    args: list[str] = typer.Argument(
+        ...,
+        metavar="[TARGET] API",
+        show_default=False,
+        help=(
+            "Bundle tag, bundle directory or module.py:svc, then the API name. With only the API, "
+            "the target is the service of ./mlpackfile.yaml."
+        ),
+    ),
+    input_text: Optional[str] = typer.Option(None, "--input", help="One input as text (JSON unless --format)."),
+    input_file: Optional[str] = typer.Option(None, "--input-file", help="A csv, json, jsonl or parquet file of rows."),
+    output_file: Optional[str] = typer.Option(None, "--output-file", help="Write results here (default: stdout)."),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", help="Input format: csv, json, jsonl or parquet (default: from the extension)."
+    ),
+    output: Optional[str] = typer.Option(
+        None, "-o", "--output", help="json, jsonl, csv or table (default: from --output-file, else json)."
+    ),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Rows per chunk (default: 50000)."),
+    working_dir: Optional[str] = typer.Option(
+        None, "--working-dir", help="Where module.py targets and mlpackfile.yaml are found."
+    ),
+) -> None:
+    """Run an API offline over --input text or an --input-file, without a server."""
+    import sys
+
+    from ..exceptions import BadInput
+    from ..offline import DEFAULT_BATCH_SIZE, run_file, run_text
+    from ..target import load_service
+
+    if len(args) > 2:
+        raise BadInput(f"expected [TARGET] API, got {len(args)} arguments: {' '.join(args)}")
+    target, api_name = (args[0], args[1]) if len(args) == 2 else (None, args[0])
+    if (input_text is None) == (input_file is None):
+        raise BadInput("give either --input TEXT or --input-file PATH")
+    loaded = load_service(target or _default_target(working_dir), working_dir)
+    out = output_file if output_file is not None else sys.stdout
+    try:
+        if input_text is not None:
+            run_text(loaded.service, api_name, input_text, out, fmt=fmt, out_fmt=output)
+            return
+        show = sys.stderr.isatty()
+        with _progress(show) as advance:
+            stats = run_file(
+                loaded.service,
+                api_name,
+                input_file,
+                out,
+                fmt=fmt,
+                out_fmt=output,
+                batch_size=batch_size or DEFAULT_BATCH_SIZE,
+                progress=advance,
+            )
+        if show:
+            from .output import info_line
+
+            rate = stats.rows / stats.seconds if stats.seconds else 0
+            dest = f" -> {output_file}" if output_file else ""
+            info_line(f"{stats.rows:,} rows in {stats.seconds:.2f} s ({rate:,.0f} rows/s){dest}")
+    except BrokenPipeError:  # `mlpack run ... | head`: the reader is gone; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
+
+
+def _progress(show: bool):  # noqa: ANN202 - a context manager yielding a callback or None
+    """A rich spinner with rows done and rows/s on stderr, when it is a terminal."""
+    import contextlib
+
+    if not show:
+        return contextlib.nullcontext(None)
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:  # noqa: ANN001
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} rows/s" if speed else "", style="progress.data.speed")
+
+    @contextlib.contextmanager
+    def bar():  # noqa: ANN202
+        columns = (SpinnerColumn(), TextColumn("{task.completed:,.0f} rows"), Rate(), TimeElapsedColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("run", total=None)
+            yield lambda n: progress.advance(task, n)
+
+    return bar()
