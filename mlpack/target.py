@@ -61,10 +61,8 @@ def load_service(target: str, working_dir: str | Path | None = None) -> LoadedSe
     return LoadedService(import_service(target, working_dir), working_dir)
 
 
-def import_service(spec: str, source_dir: Path) -> Any:
-    """Import ``module[.py][:attr]`` from ``source_dir`` and return the Service in it."""
-    from .service import Service
-
+def _import_module(spec: str, source_dir: Path) -> tuple[Any, str, str]:
+    """``(module, module part, attribute)`` of ``module[.py][:attr]``, imported from ``source_dir``."""
     module_part, _, attr = spec.partition(":")
     module_name = module_part[:-3] if module_part.endswith(".py") else module_part
     module_name = module_name.replace("/", ".").replace(os.sep, ".")
@@ -80,15 +78,48 @@ def import_service(spec: str, source_dir: Path) -> Any:
         raise ImportServiceError(f"importing {module_name} failed: {exc}") from exc
     except Exception as exc:
         raise ImportServiceError(f"importing {module_name} failed: {type(exc).__name__}: {exc}") from exc
+    return module, module_part, attr
+
+
+def import_attribute(spec: str, source_dir: Path) -> Any:
+    """The object ``module.py:attr`` names, imported from ``source_dir``."""
+    module, _, attr = _import_module(spec, source_dir)
+    if not attr or not hasattr(module, attr):
+        raise ImportServiceError(f"module {module.__name__} has no attribute {attr!r}")
+    return getattr(module, attr)
+
+
+def _is_service_class(value: Any) -> bool:
+    # a 0.x BentoService subclass (duck-typed: this module must not import the legacy layer)
+    return isinstance(value, type) and callable(getattr(value, "to_service", None))
+
+
+def import_service(spec: str, source_dir: Path) -> Any:
+    """Import ``module[.py][:attr]`` from ``source_dir`` and return the Service in it.
+
+    ``attr`` may also be a 0.x ``BentoService`` subclass (``iris_classifier.py:IrisClassifier``):
+    it is instantiated and turned into a Service.
+    """
+    from .service import Service
+
+    module, module_part, attr = _import_module(spec, source_dir)
+    module_name = module.__name__
     if attr:
         svc = getattr(module, attr, None)
         if svc is None:
             raise ImportServiceError(f"module {module_name} has no attribute {attr!r}")
     else:
         found = [v for v in vars(module).values() if isinstance(v, Service)]
+        if not found:  # else a service class defined in that module
+            found = [v for v in vars(module).values() if _is_service_class(v) and v.__module__ == module_name]
         if len(found) != 1:
             raise ImportServiceError(f"module {module_name} defines {len(found)} services; name one as {module_part}:svc")
         svc = found[0]
+    if _is_service_class(svc):
+        try:
+            svc = svc()
+        except TypeError as exc:
+            raise ImportServiceError(f"{spec}: cannot create a {svc.__name__} without arguments: {exc}") from exc
     as_service = getattr(svc, "to_service", None)  # the 0.x class style wraps a Service
     if as_service is not None and not isinstance(svc, Service):
         svc = as_service()

@@ -63,3 +63,16 @@ def load_model(tag: Tag | str | Model, settings: Settings | None = None) -> Any:
 
 def load_runnable(model: Model) -> dict[str, Any]:
     return method_table(load_model(model), model)
+
+
+# ---------------------------------------------------------------- BentoML 0.x class style
+
+
+from ..legacy import ModelArtifact  # noqa: E402 - the 0.x layer is light: no cycle, no heavy imports
+
+
+class SklearnModelArtifact(ModelArtifact):
+    """0.x ``SklearnModelArtifact("model")``: a scikit-learn slot of a ``BentoService``,
+    stored with ``mlpack.sklearn.save_model`` (``predict`` and ``predict_proba`` batchable)."""
+
+    module = MODULE

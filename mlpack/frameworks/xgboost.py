@@ -98,3 +98,19 @@ def load_runnable(model: Model) -> dict[str, Any]:
             table["predict"] = _booster_predict(obj, xgb)
         return table
     return method_table(obj, model)
+
+
+# ---------------------------------------------------------------- BentoML 0.x class style
+
+
+from ..legacy import ModelArtifact  # noqa: E402 - the 0.x layer is light: no cycle, no heavy imports
+
+
+class XgboostModelArtifact(ModelArtifact):
+    """0.x ``XgboostModelArtifact("model")``: an XGBoost slot of a ``BentoService``, stored in
+    XGBoost's native format with ``mlpack.xgboost.save_model`` (``predict`` batchable)."""
+
+    module = MODULE
+
+    def __init__(self, name: str, model_extension: str = ".model") -> None:  # noqa: ARG002 - 0.x file suffix
+        super().__init__(name)
