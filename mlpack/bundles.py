@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog
+from .catalog import Catalog, Entry, InfoMixin
 from .settings import Settings
-from .store import Store, tree_size, verify_files
+from .store import Store
 from .tag import Tag
 
 MANIFEST = "bundle.yaml"
@@ -21,7 +21,7 @@ def bundle_store(settings: Settings | None = None) -> Store:
 
 
 @dataclass(frozen=True)
-class BundleInfo:
+class BundleInfo(InfoMixin):
     """The contents of ``bundle.yaml``."""
 
     service: str
@@ -37,49 +37,16 @@ class BundleInfo:
     docker: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BundleInfo:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def tag(self) -> Tag:
-        return Tag(self.name, self.version)
-
 
 def read_info(path: Path) -> BundleInfo:
     return CATALOG.read_info(path)
 
 
-class Bundle:
+class Bundle(Entry):
     """A built bundle directory: ``src/``, ``models/``, ``env/``, ``apis/`` and ``bundle.yaml``."""
 
-    def __init__(self, path: Path, info: BundleInfo, size: int | None = None) -> None:
-        self.path = Path(path)
-        self.info = info
-        self._size = size
-
-    @property
-    def tag(self) -> Tag:
-        return self.info.tag
-
-    @property
-    def size(self) -> int:
-        if self._size is None:
-            self._size = tree_size(self.path)
-        return self._size
-
-    def verify(self) -> None:
-        verify_files(self.path, self.info.files, f"bundle {self.tag}")
-
-    def __repr__(self) -> str:
-        return f'Bundle(tag="{self.tag}")'
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.info.to_dict(), "path": str(self.path), "size": self.size}
+    noun = "bundle"
+    info: BundleInfo
 
     @classmethod
     def from_path(cls, path: str | Path) -> Bundle:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from .exceptions import ArchiveError, IntegrityError
 from .settings import Settings
-from .store import Store, verify_files
+from .store import Store, tree_size, verify_files
 from .tag import Tag, validate_part
 from .yamlio import load_yaml
 
@@ -23,6 +23,58 @@ class _Info(Protocol):
 
 
 E = TypeVar("E")
+
+
+class InfoMixin:
+    """``from_dict``/``to_dict``/``tag`` for the frozen dataclasses that mirror manifests."""
+
+    name: str
+    version: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @property
+    def tag(self) -> Tag:
+        return Tag(self.name, self.version)
+
+
+class Entry:
+    """A stored entry: its directory, its parsed manifest, and its size (computed once)."""
+
+    noun = "entry"
+
+    def __init__(self, path: Path, info: Any, size: int | None = None) -> None:
+        self.path = Path(path)
+        self.info = info
+        self._size = size
+
+    @property
+    def tag(self) -> Tag:
+        return self.info.tag
+
+    @property
+    def size(self) -> int:
+        if self._size is None:
+            self._size = tree_size(self.path)
+        return self._size
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(tag="{self.tag}")'
+
+    def verify(self, *files: str) -> None:
+        """Check the sha256 of the given files (all by default); raise IntegrityError."""
+        recorded = self.info.files
+        chosen = {f: recorded[f] for f in files if f in recorded} if files else recorded
+        verify_files(self.path, chosen, f"{self.noun} {self.tag}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.info.to_dict(), "path": str(self.path), "size": self.size}
 
 
 @dataclass(frozen=True)

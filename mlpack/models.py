@@ -5,17 +5,17 @@ from __future__ import annotations
 import builtins
 import platform
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .catalog import Catalog
+from .catalog import Catalog, Entry, InfoMixin
 from .exceptions import BadInput, IntegrityError, InUse, NotFound
 from .settings import Settings
-from .store import Store, hash_tree, tree_size, verify_files
+from .store import Store, hash_tree
 from .tag import Tag, validate_part
 from .yamlio import dump_yaml
 
@@ -34,7 +34,7 @@ def model_store(settings: Settings | None = None) -> Store:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class ModelInfo(InfoMixin):
     """The contents of ``model.yaml``."""
 
     name: str
@@ -49,34 +49,16 @@ class ModelInfo:
     api_version: str = API_VERSION
     files: dict[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def tag(self) -> Tag:
-        return Tag(self.name, self.version)
-
 
 def read_info(path: Path) -> ModelInfo:
     return CATALOG.read_info(path)
 
 
-class Model:
+class Model(Entry):
     """A model in the store. Cheap to create: the model itself loads only when asked."""
 
-    def __init__(self, path: Path, info: ModelInfo, size: int | None = None) -> None:
-        self.path = Path(path)
-        self.info = info
-        self._size = size
-
-    @property
-    def tag(self) -> Tag:
-        return self.info.tag
+    noun = "model"
+    info: ModelInfo
 
     @property
     def module(self) -> str:
@@ -85,21 +67,6 @@ class Model:
     @property
     def creation_time(self) -> datetime:
         return datetime.fromisoformat(self.info.creation_time.replace("Z", "+00:00"))
-
-    @property
-    def size(self) -> int:
-        if self._size is None:
-            self._size = tree_size(self.path)
-        return self._size
-
-    def __repr__(self) -> str:
-        return f'Model(tag="{self.tag}")'
-
-    def verify(self, *files: str) -> None:
-        """Check the sha256 of the given files (all by default); raise IntegrityError."""
-        recorded = self.info.files
-        chosen = {f: recorded[f] for f in files if f in recorded} if files else recorded
-        verify_files(self.path, chosen, f"model {self.tag}")
 
     def file(self, rel: str) -> Path:
         """Path of a stored file after checking its sha256."""
