@@ -11,16 +11,23 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+class YAMLSyntaxError(ValueError):
+    """Unparsable YAML, as a ValueError so that callers handle it with other bad values."""
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
-        data = yaml.load(f, Loader=_Loader)  # noqa: S506 - a safe loader
+        data = loads_yaml(f)
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a mapping")
     return data
 
 
-def loads_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+def loads_yaml(text: Any) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        raise YAMLSyntaxError(" ".join(str(exc).split())) from exc
 
 
 def dumps_yaml(data: Any) -> str:

@@ -250,3 +250,9 @@ def test_container_image_serves_predictions(cli, project: Path, tmp_path: Path, 
         assert res.status_code == 200 and res.json() == [0, 2]
     finally:
         container_env.stop(cid)
+
+
+def test_bentofile_yaml_is_read_too(cli, project: Path) -> None:
+    (project / "mlpackfile.yaml").rename(project / "bentofile.yaml")
+    tag = _build(cli, project)
+    assert tag.startswith("iris_classifier:")

@@ -1,0 +1,85 @@
+"""Server settings: CLI flag > MLPACK_* env > config file > defaults; bad files are clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlpack.config import resolve_serve_options
+from mlpack.exceptions import ConfigError
+from mlpack.runner import BatchingOptions
+
+
+def _file(tmp_path: Path, data: dict) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_defaults() -> None:
+    opts = resolve_serve_options("svc.py:svc", env={})
+    assert (opts.host, opts.port, opts.workers, opts.max_request_size, opts.metrics_enabled) == (
+        "127.0.0.1", 3000, 1, 20 * 1024 * 1024, True,
+    )  # fmt: skip
+
+
+def test_precedence_flag_env_file(tmp_path: Path) -> None:
+    config = _file(tmp_path, {"api_server": {"port": 4000, "workers": 3, "host": "0.0.0.0", "timeout": 5}})
+    from_file = resolve_serve_options("t", config=config, env={})
+    assert (from_file.port, from_file.workers, from_file.host, from_file.timeout) == (4000, 3, "0.0.0.0", 5)
+    env = {"MLPACK_PORT": "5000", "MLPACK_WORKERS": "2"}
+    from_env = resolve_serve_options("t", config=config, env=env)
+    assert (from_env.port, from_env.workers) == (5000, 2)
+    from_flag = resolve_serve_options("t", config=config, env=env, port=6000, workers=1, host="127.0.0.1")
+    assert (from_flag.port, from_flag.workers, from_flag.host) == (6000, 1, "127.0.0.1")
+    by_env_var = resolve_serve_options("t", env={"MLPACK_CONFIG": config})
+    assert by_env_var.port == 4000
+
+
+def test_production_uses_every_cpu_unless_workers_given() -> None:
+    import os
+
+    assert resolve_serve_options("t", production=True, env={}).workers == (os.cpu_count() or 1)
+    assert resolve_serve_options("t", production=True, workers=1, env={}).workers == 1
+
+
+def test_batching_precedence_per_runner(tmp_path: Path, home: Path, iris_svc) -> None:
+    import mlpack
+
+    model = mlpack.sklearn.save_model("iris_clf", iris_svc, signatures={"predict": {"batchable": True}})
+    runner = model.to_runner(max_batch_size=8, max_latency_ms=50)
+    other = model.to_runner(name="other")
+    config = _file(
+        tmp_path,
+        {"runners": {"batching": {"max_batch_size": 64, "max_latency_ms": 200}, "iris_clf": {"batching": {"max_batch_size": 4}}}},
+    )
+    opts = resolve_serve_options("t", config=config, env={})
+    assert opts.batching_for(runner) == BatchingOptions(enabled=True, max_batch_size=4, max_latency_ms=50)
+    assert opts.batching_for(other) == BatchingOptions(enabled=True, max_batch_size=64, max_latency_ms=200)
+    flat = resolve_serve_options("t", config=_file(tmp_path, {"runners": {"other": {"enabled": False}}}), env={})
+    assert flat.batching_for(other).enabled is False
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("api_server: {workerz: 2}\n", "api_server.workerz"),
+        ("api_server: {port: -1}\n", "api_server.port"),
+        ("runners: {batching: {max_batch_size: 0}}\n", "max_batch_size"),
+        ("api_server: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_files(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        resolve_serve_options("t", config=str(path), env={})
+
+
+def test_missing_config_file_and_bad_env(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        resolve_serve_options("t", config=str(tmp_path / "nope.yaml"), env={})
+    with pytest.raises(ConfigError, match="MLPACK_PORT"):
+        resolve_serve_options("t", env={"MLPACK_PORT": "http"})
