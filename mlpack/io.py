@@ -21,7 +21,7 @@ import abc
 import copy
 import io as _io
 from collections.abc import Callable, Iterator
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
@@ -101,6 +101,7 @@ def to_json_bytes(obj: Any) -> bytes:
         raise MlpackError(f"cannot write {type(obj).__name__} as JSON: {exc}") from exc
 
 
+@lru_cache(maxsize=256)  # clients send the same few headers over and over
 def _content_type(value: str | None) -> tuple[str | None, str | None]:
     """``(media type, charset)`` of a content-type header, lower-cased."""
     if not value:
@@ -295,9 +296,17 @@ class IODescriptor(abc.ABC):
 
     async def from_http_request(self, request: Request) -> Any:
         """The API's argument from a request; BadInput 400 (syntax), 415 (type) or 422 (validation)."""
-        mime, charset = _content_type(request.headers.get("content-type"))
-        mime = self._accept(mime)
+        mime, charset = self.http_content_type(request.headers.get("content-type"))
         return self._parse(await request.body(), mime, charset, "request body")
+
+    def http_content_type(self, value: str | None) -> tuple[str, str | None]:
+        """``(media type, charset)`` this descriptor reads a request with that content-type as; BadInput 415."""
+        mime, charset = _content_type(value)
+        return self._accept(mime), charset
+
+    def from_http_body(self, body: bytes, mime: str, charset: str | None) -> Any:
+        """The API's argument from a whole request body (the server's path without a Request object)."""
+        return self._parse(body, mime, charset, "request body")
 
     def _accept(self, mime: str | None) -> str:
         if mime is None or mime == "*/*":

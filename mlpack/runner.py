@@ -82,6 +82,9 @@ class RunnerMethod:
 
     async def async_run(self, *args: Any, **kwargs: Any) -> Any:
         """Call the model without blocking the event loop, batching when the signature allows."""
+        batcher = self._batcher  # made (model loaded) by the first call: no lock on the hot path
+        if batcher is not None and len(args) == 1 and not kwargs:
+            return await batcher.submit(args[0])
         if not self.runner.ready:
             await asyncio.to_thread(self.runner.load)
         batcher = self.batcher() if len(args) == 1 and not kwargs else None

@@ -1,0 +1,435 @@
+"""Throughput and latency of `mlpack serve` against a hand-written endpoint and a constant one.
+
+Run: .venv/bin/python benchmarks/serve.py [--duration 10] [--clients 1,16,64] [--loadgen auto|wrk|python]
+
+Trains the iris SVC (``svm.SVC(gamma="scale")``), saves it into a temporary MLPACK_HOME and
+starts, one after the other, on 127.0.0.1 and a free port, each with one worker process:
+
+  mlpack    ``mlpack serve service.py:svc`` (the BentoML tutorial service, batching on)
+  plain     a Starlette app whose handler parses the JSON body and calls ``clf.predict``
+            itself, per request: what a user would write by hand
+  constant  a Starlette endpoint that reads the body and returns a fixed one: what the HTTP
+            stack alone costs (mlpack skips Starlette's router for API calls, so it can pass it)
+
+The two Starlette apps run under uvicorn with uvloop and httptools, as mlpack does.
+Each target gets a short warm-up, then ``--duration`` seconds of closed-loop load at each
+client count: every client POSTs one iris row (rows rotate between four) on a kept-alive
+connection, waits for the answer, and sends the next. The load generator is ``wrk`` when it
+is installed (``apt-get install wrk``), else a Python asyncio client, which on a small machine
+is itself the bottleneck: the script says which it used. On a machine with 2 or more cores
+the server is pinned to the first core and the load generator to the others (``--no-pin``
+turns this off), so that they do not steal each other's CPU; the model thread of mlpack shares
+the server's core. Besides req/s and latency, the table shows the server process's CPU time
+per request (all threads), which other load on the machine disturbs less than req/s or p99.
+
+Targets: at 64 clients mlpack serves >= 3x the plain endpoint's requests per second, and at
+1 client its p99 latency is under 2 ms. The script prints PASS or MISS for each and exits 1
+on a miss (``--no-fail`` to always exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = ([5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [6.3, 3.3, 6.0, 2.5])
+TARGET_RATIO_64 = 3.0
+TARGET_P99_1_MS = 2.0
+
+SERVICE_PY = """\
+import numpy as np
+
+import mlpack
+from mlpack.io import NumpyNdarray
+
+runner = mlpack.sklearn.get("iris_clf:latest").to_runner()
+svc = mlpack.Service("iris_classifier", runners=[runner])
+
+
+@svc.api(input=NumpyNdarray(), output=NumpyNdarray())
+async def classify(input_series: np.ndarray) -> np.ndarray:
+    return await runner.predict.async_run(input_series)
+"""
+
+PLAIN_PY = """\
+import joblib
+import numpy as np
+import orjson
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+clf = joblib.load("clf.joblib")
+
+
+async def classify(request):
+    arr = np.asarray(orjson.loads(await request.body()))
+    result = clf.predict(arr)
+    return Response(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+
+
+app = Starlette(routes=[Route("/classify", classify, methods=["POST"])])
+"""
+
+CONSTANT_PY = """\
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+BODY = b"[0]"
+
+
+async def classify(request):
+    await request.body()
+    return Response(BODY, media_type="application/json")
+
+
+app = Starlette(routes=[Route("/classify", classify, methods=["POST"])])
+"""
+
+WRK_LUA = """\
+local bodies = {%(bodies)s}
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "MLPACK_BENCH {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"p50_us\\": %%d, \\"p99_us\\": %%d, " ..
+    "\\"mean_us\\": %%f, \\"max_us\\": %%d, \\"errors\\": %%d, \\"status_errors\\": %%d}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.mean, latency.max, e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+@dataclass
+class Result:
+    target: str
+    clients: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # connection errors, timeouts and non-2xx answers
+    requests: int = 0
+    cpu_us: float = float("nan")  # server process CPU time (all threads) per request
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(workdir: Path) -> None:
+    """Train and save the model (into MLPACK_HOME for mlpack, a joblib file for plain); write the apps."""
+    import joblib
+    from sklearn import datasets, svm
+
+    sys.path.insert(0, str(ROOT))
+    import mlpack
+
+    X, y = datasets.load_iris(return_X_y=True)
+    clf = svm.SVC(gamma="scale").fit(X, y)
+    mlpack.sklearn.save_model("iris_clf", clf, signatures={"predict": {"batchable": True, "batch_dim": 0}})
+    joblib.dump(clf, workdir / "clf.joblib")
+    (workdir / "service.py").write_text(SERVICE_PY)
+    (workdir / "plain_app.py").write_text(PLAIN_PY)
+    (workdir / "constant_app.py").write_text(CONSTANT_PY)
+
+
+def command(target: str, port: int) -> list[str]:
+    if target == "mlpack":
+        return [sys.executable, "-m", "mlpack", "serve", "service.py:svc", "--host", "127.0.0.1", "--port", str(port)]
+    module = {"plain": "plain_app", "constant": "constant_app"}[target]
+    return [
+        sys.executable, "-m", "uvicorn", f"{module}:app", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def post(url: str, body: bytes, timeout: float = 2.0) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, headers={"content-type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+@contextmanager
+def server(
+    target: str, workdir: Path, env: dict[str, str], cpus: set[int] | None, timeout: float = 60
+) -> Iterator[tuple[str, int]]:
+    """Start ``target``, wait until its endpoint answers 200, yield its URL and pid; SIGTERM it at the end."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/classify"
+    log = workdir / f"{target}.log"
+
+    def pin() -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            command(target, port), cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=pin,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        body = json.dumps([ROWS[0]]).encode()
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{target} server exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+            try:
+                status, answer = post(url, body, timeout=1)
+                if status == 200:
+                    if json.loads(answer) != [0]:
+                        raise RuntimeError(f"{target} answered {answer!r} for a setosa row, expected [0]")
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{target} server not up after {timeout:g} s:\n{log.read_text(errors='replace')}")
+            time.sleep(0.05)
+        yield url, proc.pid
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+# ---------------------------------------------------------------- load generators
+
+
+def run_wrk(url: str, clients: int, duration: float, lua: Path, cpus: set[int] | None) -> Result:
+    threads = max(1, min(clients, len(cpus) if cpus else os.cpu_count() or 1))
+    cmd = ["wrk", "-t", str(threads), "-c", str(clients), "-d", f"{duration:g}s", "--latency", "--timeout", "10s"]
+    cmd += ["-s", str(lua), url]
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=pin)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("MLPACK_BENCH ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    data = json.loads(line.partition(" ")[2])
+    rps = data["requests"] / (data["duration_us"] / 1e6)
+    errors = data["errors"] + data["status_errors"]
+    return Result("", clients, rps, data["p50_us"] / 1000, data["p99_us"] / 1000, errors, data["requests"])
+
+
+async def _python_load(host: str, port: int, path: str, clients: int, duration: float) -> tuple[int, list[float], int, float]:
+    requests = [
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(b)}\r\n\r\n".encode() + b
+        for b in (json.dumps([r]).encode() for r in ROWS)
+    ]
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + duration
+
+    async def client(k: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        i = k
+        try:
+            while time.perf_counter() < stop:
+                i += 1
+                t0 = time.perf_counter()
+                writer.write(requests[i % len(requests)])
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - t0)
+                if not head.startswith(b"HTTP/1.1 200"):
+                    errors += 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    elapsed = time.perf_counter() - started
+    return len(latencies), latencies, errors, elapsed
+
+
+def run_python(url: str, clients: int, duration: float) -> Result:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    count, lat, errors, elapsed = runner(_python_load(parts.hostname, parts.port, parts.path, clients, duration))
+    qs = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [lat[0]] * 99
+    return Result("", clients, count / elapsed, qs[49] * 1000, qs[98] * 1000, errors, count)
+
+
+def measure(loadgen: str, url: str, clients: int, seconds: float, lua: Path, cpus: set[int] | None) -> Result:
+    if loadgen == "wrk":
+        return run_wrk(url, clients, seconds, lua, cpus)
+    return run_python(url, clients, seconds)
+
+
+# ---------------------------------------------------------------- report
+
+
+def report(results: list[Result], clients: list[int], loadgen: str, pinning: str) -> bool:
+    by = {(r.target, r.clients): r for r in results}
+    print()
+    print(f"load generator: {loadgen}; {pinning}")
+    print(f"{'target':<10} {'clients':>7} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'errors':>7}")
+    for r in results:
+        print(f"{r.target:<10} {r.clients:>7} {r.rps:>10.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.cpu_us:>11.0f} {r.errors:>7}")
+    print()
+    print(f"{'clients':>7} {'mlpack/plain':>13} {'mlpack/constant':>16}")
+    for c in clients:
+        m, p, k = by.get(("mlpack", c)), by.get(("plain", c)), by.get(("constant", c))
+        mp = f"{m.rps / p.rps:.2f}x" if m and p else "-"
+        mk = f"{m.rps / k.rps:.2f}x" if m and k else "-"
+        print(f"{c:>7} {mp:>13} {mk:>16}")
+    print()
+    ok = True
+    m64, p64, m1 = by.get(("mlpack", 64)), by.get(("plain", 64)), by.get(("mlpack", 1))
+    if m64 and p64:
+        ratio = m64.rps / p64.rps
+        passed = ratio >= TARGET_RATIO_64 and m64.errors == 0
+        ok &= passed
+        verdict = "PASS" if passed else "MISS"
+        print(f"{verdict}: 64 clients, mlpack/plain throughput {ratio:.2f}x (target >= {TARGET_RATIO_64:g}x)")
+    else:
+        print("SKIP: 64 clients throughput target (needs mlpack and plain at 64 clients)")
+    if m1:
+        passed = m1.p99_ms < TARGET_P99_1_MS and m1.errors == 0
+        ok &= passed
+        print(f"{'PASS' if passed else 'MISS'}: 1 client, mlpack p99 {m1.p99_ms:.2f} ms (target < {TARGET_P99_1_MS:g} ms)")
+    else:
+        print("SKIP: 1 client latency target (needs mlpack at 1 client)")
+    tails = [f"{t} {by[(t, 1)].p99_ms:.2f} ms" for t in ("plain", "constant") if (t, 1) in by]
+    if m1 and tails:
+        print(f"context: p99 at 1 client of {', '.join(tails)} (what the machine itself adds to the tail)")
+    if any(r.errors for r in results):
+        print("note: some requests failed (errors column); a target with errors is a MISS")
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per point (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up load per target (default 2)")
+    parser.add_argument("--clients", default="1,16,64", help="comma-separated client counts (default 1,16,64)")
+    parser.add_argument("--targets", default="mlpack,plain,constant", help="comma-separated subset of mlpack,plain,constant")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to separate cores")
+    parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a target is missed")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (server logs, apps)")
+    args = parser.parse_args()
+
+    clients = [int(c) for c in args.clients.split(",")]
+    targets = [t.strip() for t in args.targets.split(",")]
+    for t in targets:
+        if t not in ("mlpack", "plain", "constant"):
+            parser.error(f"unknown target {t!r}")
+    loadgen = args.loadgen
+    if loadgen == "auto":
+        loadgen = "wrk" if shutil.which("wrk") else "python"
+    elif loadgen == "wrk" and not shutil.which("wrk"):
+        parser.error("wrk is not installed (apt-get install wrk)")
+
+    ncpu = len(os.sched_getaffinity(0))
+    server_cpus: set[int] | None = None
+    load_cpus: set[int] | None = None
+    if not args.no_pin and ncpu >= 2:
+        avail = sorted(os.sched_getaffinity(0))
+        server_cpus, load_cpus = {avail[0]}, set(avail[1:])
+        pinning = f"server pinned to CPU {avail[0]}, load generator to CPU(s) {','.join(map(str, avail[1:]))}"
+    else:
+        pinning = "no CPU pinning" + (" (1 CPU)" if ncpu < 2 else "")
+    if loadgen == "python":
+        print("note: Python asyncio load generator (install wrk for better numbers); it is itself a"
+              " bottleneck, so high-concurrency numbers understate every server", file=sys.stderr)  # fmt: skip
+        if load_cpus:
+            os.sched_setaffinity(0, load_cpus)  # after this, children are pinned explicitly
+
+    workdir = Path(tempfile.mkdtemp(prefix="mlpack-bench-serve-"))
+    home = workdir / "home"
+    os.environ["MLPACK_HOME"] = str(home)
+    env = {
+        **os.environ,
+        "MLPACK_HOME": str(home),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(workdir), os.environ.get("PYTHONPATH")])),
+        "NO_COLOR": "1",
+    }
+    lua = workdir / "post.lua"
+    lua.write_text(WRK_LUA % {"bodies": ", ".join(json.dumps(json.dumps([r])) for r in ROWS)})
+
+    results: list[Result] = []
+    try:
+        print(f"training the iris SVC into {home} ...", file=sys.stderr)
+        prepare(workdir)
+        for target in targets:
+            with server(target, workdir, env, server_cpus) as (url, pid):
+                if args.warmup > 0:
+                    measure(loadgen, url, max(clients), args.warmup, lua, load_cpus)
+                for c in clients:
+                    cpu0 = cpu_seconds(pid)
+                    r = measure(loadgen, url, c, args.duration, lua, load_cpus)
+                    r.target = target
+                    r.cpu_us = (cpu_seconds(pid) - cpu0) / max(1, r.requests) * 1e6
+                    results.append(r)
+                    print(f"  {target:<9} {c:>3} clients: {r.rps:8.0f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms"
+                          + (f"  errors {r.errors}" if r.errors else ""), file=sys.stderr)  # fmt: skip
+    finally:
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    ok = report(results, clients, loadgen, pinning)
+    return 0 if ok or args.no_fail else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

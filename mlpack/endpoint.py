@@ -1,0 +1,277 @@
+"""The per-request HTTP path of an API: read the body, call the function, answer.
+
+API calls bypass Starlette's router: a POST to an API route goes straight to its handler,
+which works on the raw ASGI request and writes the response itself. Everything else
+(docs, probes, metrics, 404s) still goes through Starlette.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import BadInput, MlpackError, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+
+    from .service import API
+
+log = logging.getLogger("mlpack.serve")
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    import orjson
+    from starlette.responses import Response
+
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(exc: Exception) -> Response:
+    """The JSON answer for an error; 500s get an id that is logged with the traceback."""
+    if isinstance(exc, MlpackError):
+        body: dict[str, Any] = {"error": str(exc)}
+        details = getattr(exc, "details", None)
+        if details is not None:
+            body["details"] = details
+        headers = None
+        if isinstance(exc, ServiceUnavailable):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        if exc.http_status < 500 or isinstance(exc, ServiceUnavailable):
+            return json_response(body, exc.http_status, headers)
+    error_id = uuid.uuid4().hex[:16]
+    log.error("error %s while handling a request", error_id, exc_info=exc)
+    message = f"internal error in the service ({type(exc).__name__}); see the server log"
+    return json_response({"error": message, "error_id": error_id}, 500)
+
+
+class _ClientGone(Exception):
+    """The client disconnected before sending its whole body: there is no one to answer."""
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    """The first value of a request header (uvicorn gives lower-case names), as Starlette's ``Headers.get``."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _receive_body(receive: Any, limit: int) -> bytes:
+    """The whole request body from the ASGI ``receive``; 413 as soon as it grows over ``limit``."""
+    message = await receive()
+    if message["type"] != "http.request":
+        raise _ClientGone
+    body = message.get("body", b"")
+    if not message.get("more_body", False):  # the usual case: one message
+        if len(body) > limit:
+            raise BadInput(f"request body is over the limit of {limit} bytes", status=413)
+        return body
+    chunks, size = [body], len(body)
+    while True:
+        if size > limit:
+            raise BadInput(f"request body is over the limit of {limit} bytes", status=413)
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    if size > limit:
+        raise BadInput(f"request body is over the limit of {limit} bytes", status=413)
+    return b"".join(chunks)
+
+
+class _Deadlines:
+    """Cancels the calls of one API that run past ``timeout``, with one timer instead of one per request.
+
+    Every call gets the same timeout, so deadlines come in arrival order and only the oldest
+    unfinished call needs a timer. An entry is ``[deadline, task, state]``, state being
+    0 (running), 1 (finished) or 2 (expired: its task was cancelled).
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._entries: collections.deque[list[Any]] = collections.deque()
+        self._running = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> list[Any]:
+        if loop is not self._loop:
+            self._loop, self._entries, self._running, self._timer = loop, collections.deque(), 0, None
+        entries = self._entries
+        while entries and entries[0][2]:
+            entries.popleft()
+        if len(entries) > 2 * self._running + 64:  # finished calls stuck behind a slow one
+            self._entries = entries = collections.deque(e for e in entries if not e[2])
+        entry = [loop.time() + self.timeout, task, 0]
+        entries.append(entry)
+        self._running += 1
+        if self._timer is None:
+            self._timer = loop.call_at(entry[0], self._expire_due)
+        return entry
+
+    def finish(self, entry: list[Any]) -> bool:
+        """Mark the call finished; True when it had expired (then its task was cancelled once for it)."""
+        if entry[2] == 0:
+            entry[2] = 1
+            self._running -= 1
+            return False
+        return entry[2] == 2
+
+    def _expire_due(self) -> None:
+        self._timer = None
+        loop, entries = self._loop, self._entries
+        assert loop is not None
+        now = loop.time()
+        while entries:
+            entry = entries[0]
+            if entry[2] == 0:
+                if entry[0] > now:
+                    self._timer = loop.call_at(entry[0], self._expire_due)
+                    return
+                entry[2] = 2
+                self._running -= 1
+                entry[1].cancel()
+            entries.popleft()
+
+
+if hasattr(asyncio.Task, "uncancel"):  # Python 3.11+
+
+    async def _call_with_timeout(api: API, value: Any, deadlines: _Deadlines) -> Any:
+        """``api.call(value)``; TimeoutError past the deadline (as ``asyncio.timeout``, without its timer per call)."""
+        task = asyncio.current_task()
+        assert task is not None
+        entry = deadlines.start(task.get_loop(), task)
+        try:
+            result = await api.call(value)
+        except asyncio.CancelledError:
+            if deadlines.finish(entry) and task.uncancel() == 0:
+                raise asyncio.TimeoutError from None
+            raise
+        except BaseException:
+            if deadlines.finish(entry):
+                task.uncancel()
+            raise
+        if deadlines.finish(entry):
+            task.uncancel()  # expired, but the call swallowed the cancellation and returned
+        return result
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _call_with_timeout(api: API, value: Any, deadlines: _Deadlines) -> Any:
+        return await asyncio.wait_for(api.call(value), deadlines.timeout)
+
+
+def _media_header(media_type: str) -> bytes:
+    """The content-type header Starlette's ``Response`` writes for ``media_type``."""
+    if media_type.startswith("text/") and "charset=" not in media_type.lower():
+        media_type += "; charset=utf-8"
+    return media_type.encode("latin-1")
+
+
+class ASGIEndpoint:
+    """Makes Starlette's ``Route`` call a raw ASGI handler (a plain function would get a Request)."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.handle(scope, receive, send)
+
+
+def make_endpoint(api: API, state: Any) -> Any:
+    """The ASGI handler of ``POST /<api>``: body -> input descriptor -> API -> output descriptor.
+
+    It works on the ASGI scope directly (no Request, no Response for the usual descriptors):
+    at a few thousand requests a second per worker the framework's per-request objects cost
+    as much as the model. Descriptors that override ``from_http_request`` or
+    ``to_http_response`` still get (and give) Starlette objects.
+    """
+    from .io import IODescriptor
+
+    limit, timeout = state.options.max_request_size, state.options.timeout
+    metrics = state.metrics
+    if metrics is not None:
+        latency = metrics.latency.labels(api.route)
+        in_progress = metrics.in_progress.labels(api.route)
+        counters: dict[int, Any] = {}
+    inp, out = api.input, api.output
+    raw_input = type(inp).from_http_request is IODescriptor.from_http_request
+    raw_output = type(out).to_http_response is IODescriptor.to_http_response
+    content_type = _media_header(out.media_type)
+    deadlines = _Deadlines(timeout)
+
+    async def read_input(scope: Any, receive: Any) -> Any:
+        # Same order of checks as before: Content-Length (400/413), content-type (415), body, parse.
+        length = _header(scope, b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise BadInput("invalid Content-Length header", status=400)
+            if int(length) > limit:
+                raise BadInput(f"request body of {length} bytes is over the limit of {limit} bytes", status=413)
+            if raw_input:
+                mime, charset = inp.http_content_type(_header(scope, b"content-type"))
+                return inp.from_http_body(await _receive_body(receive, limit), mime, charset)
+        body = await _receive_body(receive, limit)
+        if raw_input:
+            mime, charset = inp.http_content_type(_header(scope, b"content-type"))
+            return inp.from_http_body(body, mime, charset)
+        from starlette.requests import Request as StarletteRequest
+
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await inp.from_http_request(StarletteRequest(scope, replay))
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        if metrics is not None:
+            in_progress.inc()
+        response: Response | None = None
+        try:
+            if not state.ready:
+                await state.wait_loaded(timeout)
+            value = await read_input(scope, receive)
+            result = await _call_with_timeout(api, value, deadlines)
+            if raw_output:
+                body = out._encode(result)
+                status = 200
+            else:
+                response = out.to_http_response(result)
+        except asyncio.TimeoutError:
+            response = json_response({"error": f"{api.name} took longer than the {timeout:g} s timeout"}, 504)
+        except _ClientGone:
+            if metrics is not None:
+                in_progress.dec()
+            return
+        except Exception as exc:
+            response = error_response(exc)
+        try:
+            if response is None:
+                headers = [(b"content-length", str(len(body)).encode()), (b"content-type", content_type)]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            else:
+                status = response.status_code
+                await response(scope, receive, send)
+        finally:
+            if metrics is not None:
+                in_progress.dec()
+                counter = counters.get(status)
+                if counter is None:
+                    counter = counters[status] = metrics.requests.labels(api.route, str(status))
+                counter.inc()
+                latency.observe(time.perf_counter() - started)
+
+    return endpoint
