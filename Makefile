@@ -29,6 +29,11 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cli_latency.py
+	$(BIN)/python benchmarks/serve.py --no-fail
+	$(BIN)/python benchmarks/run_offline.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check mlpack tests benchmarks
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
