@@ -16,8 +16,8 @@ import logging
 import math
 import queue
 import threading
-from typing import Any
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from mlpack.exceptions import BadInput, MlpackError, ServiceUnavailable
 

@@ -100,7 +100,9 @@ class Chunk:
         else:
             for i, row in enumerate(rows):
                 if isinstance(row, (list, dict)):
-                    raise BadInput(f"{self.where(i)}: expected a single value like the rows before, found a {_kind(row)}", status=422)
+                    raise BadInput(
+                        f"{self.where(i)}: expected a single value like the rows before, found a {_kind(row)}", status=422
+                    )
 
     def frame(self) -> pd.DataFrame:
         """The rows as a DataFrame indexed by their position in the file."""
@@ -148,7 +150,8 @@ class Chunk:
                 arr = np.asarray(rows)
             except ValueError as exc:
                 last = self.start + len(rows)
-                raise BadInput(f"rows {self.start + 1}-{last} of {self.name} do not form a rectangular array", status=422) from exc
+                msg = f"rows {self.start + 1}-{last} of {self.name} do not form a rectangular array"
+                raise BadInput(msg, status=422) from exc
             if arr.dtype.kind in "iufb":
                 return cast_array(arr, dtype, enforce, self.where, None)
             if not rows or not isinstance(rows[0], list):

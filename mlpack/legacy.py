@@ -12,108 +12,32 @@
 
 from __future__ import annotations
 
-import ast
 import functools
-import importlib
 import inspect
-import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .exceptions import BuildError, ConfigError, ImportServiceError, MlpackError, NotFound
+from .legacy_artifacts import ArtifactCollection, ModelArtifact, _RunnerModel
 
 if TYPE_CHECKING:
     from .io import IODescriptor
-    from .models import Model
     from .runner import Runner
     from .service import Service
     from .settings import Settings
 
-__all__ = ["ArtifactCollection", "BentoService", "ModelArtifact", "api", "artifacts", "env", "infer_requirements", "load"]
+# infer_requirements: from mlpack.requirements, via __getattr__ below
+__all__ = ["ArtifactCollection", "BentoService", "ModelArtifact", "api", "artifacts", "env", "infer_requirements", "load"]  # noqa: F822
 
 C = TypeVar("C", bound=type)
 F = TypeVar("F", bound=Callable[..., Any])
 
 _ENV_KEYS = {"infer_pip_packages", "pip_packages", "requirements_txt_file", "docker_base_image"}
 _API_ATTR = "__mlpack_api__"
-
-
-class ModelArtifact:
-    """A named model slot of a ``BentoService``; framework subclasses say how it is stored."""
-
-    module: ClassVar[str] = ""  # the saver, e.g. "mlpack.sklearn"
-
-    def __init__(self, name: str) -> None:
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ConfigError(f"artifact name {name!r} must be a Python identifier")
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
-
-    def signatures(self, obj: Any) -> dict[str, dict[str, Any]]:
-        """Runner signatures for ``obj``: its predict-like methods, batchable along rows."""
-        methods = [m for m in ("predict", "predict_proba") if callable(getattr(obj, m, None))]
-        return {m: {"batchable": True, "batch_dim": 0} for m in methods or ["predict"]}
-
-    def save_model(self, name: str, obj: Any, **kwargs: Any) -> Model:
-        """Store ``obj`` as model ``name`` with the framework's ``save_model``."""
-        from .models import FRAMEWORKS
-
-        framework = importlib.import_module(FRAMEWORKS[self.module])
-        return framework.save_model(name, obj, signatures=self.signatures(obj), **kwargs)
-
-
-class _RunnerModel:
-    """``self.artifacts.<name>`` of a bound service: signature methods go through the Runner."""
-
-    def __init__(self, runner: Runner) -> None:
-        self._runner = runner
-        self._object: Any = None
-
-    def __getattr__(self, name: str) -> Any:
-        runner = self.__dict__.get("_runner")
-        if runner is None or name.startswith("__"):
-            raise AttributeError(name)
-        method = runner.methods.get(name)
-        if method is not None:
-            return method.run
-        return getattr(self._loaded(), name)
-
-    def _loaded(self) -> Any:
-        if self._object is None:
-            owners = [getattr(fn, "__self__", None) for fn in self._runner.runnable().values()]
-            owner = next((o for o in owners if o is not None), None)  # a bound method's estimator: no second load
-            self._object = owner if owner is not None else self._runner.model.load_model()
-        return self._object
-
-    def __repr__(self) -> str:
-        return f"<model {self._runner.model.tag} via runner {self._runner.name}>"
-
-
-class ArtifactCollection(Mapping[str, Any]):
-    """``svc.artifacts``: ``svc.artifacts.model`` (or ``["model"]``) is the model."""
-
-    def __init__(self, service: BentoService) -> None:
-        self._service = service
-
-    def __getitem__(self, name: str) -> Any:
-        return self._service._artifact(name)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name not in self._service._declared():
-            raise AttributeError(f"{type(self._service).__name__} has no artifact {name!r}")
-        return self[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._service._declared())
-
-    def __len__(self) -> int:
-        return len(self._service._declared())
 
 
 @dataclass(frozen=True)
@@ -286,14 +210,11 @@ class BentoService:
 
     def save(self, version: str | None = None, labels: Mapping[str, str] | None = None) -> str:
         """Store the packed artifacts and build the bundle; returns the bundle's directory."""
-        from .build import BuildConfig, PythonOptions, build_bundle
+        from .build import build_bundle
+        from .legacy_build import bundle_config, class_file
 
         cls = type(self)
-        module = sys.modules.get(cls.__module__)
-        file = getattr(module, "__file__", None)
-        if cls.__module__ == "__main__" or not file or getattr(module, cls.__name__, None) is not cls:
-            raise BuildError(f"define {cls.__name__} at the top level of its own module (e.g. {cls.__name__.lower()}.py) "
-                             "and import it in the script that packs it, so that a server can import it")  # fmt: skip
+        file = class_file(cls)
         missing = [n for n in self._declared() if n not in self._packed]
         if missing:
             raise BuildError(f"pack artifact(s) {', '.join(missing)} before save(), e.g. svc.pack({missing[0]!r}, model)")
@@ -301,18 +222,7 @@ class BentoService:
             artifact.save_model(f"{self.name}_{name}", self._packed[name], labels=labels, settings=self._settings)
             for name, artifact in self._declared().items()
         ]
-        context, service, include = _source_layout(cls.__module__, Path(file))
-        opts = cls._env
-        packages = [*(infer_requirements(Path(file), context) if opts.get("infer_pip_packages") else [])]
-        packages += opts.get("pip_packages", [])
-        config = BuildConfig(
-            service=f"{service}:{cls.__name__}",
-            name=self.name,
-            include=include,
-            models=[str(m.tag) for m in saved],
-            python=PythonOptions(packages=list(dict.fromkeys(packages)), requirements_txt=opts.get("requirements_txt_file")),
-            docker={"base_image": opts["docker_base_image"]} if opts.get("docker_base_image") else {},
-        )
+        context, config = bundle_config(cls, file, self.name, [str(m.tag) for m in saved])
         return str(build_bundle(context, config=config, version=version, labels=labels, settings=self._settings).path)
 
 
@@ -349,51 +259,6 @@ def _one_of_batch(method: Callable[..., Any], attr: str) -> Callable[..., Any]:
     return call
 
 
-# ---------------------------------------------------------------- bundle source and requirements
-
-
-def _source_layout(module_name: str, file: Path) -> tuple[Path, str, list[str]]:
-    """``(build context, service module spec, include patterns)`` for a class's module."""
-    file = file.resolve()
-    parts = module_name.split(".")
-    context = file.parents[len(parts) - 1 + (file.name == "__init__.py")]
-    if len(parts) > 1:
-        return context, module_name, [f"/{parts[0]}/**/*.py"]
-    # the module, its sibling modules and packages; no data files
-    packages = sorted(d.name for d in context.iterdir() if (d / "__init__.py").is_file())
-    return context, file.name, ["/*.py", *(f"/{p}/**/*.py" for p in packages)]
-
-
-def _imports(statements: list[ast.stmt]) -> Iterator[str]:
-    for node in statements:
-        if isinstance(node, ast.Import):
-            yield from (alias.name.partition(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            yield node.module.partition(".")[0]
-        elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
-            yield from _imports(node.body)
-            yield from _imports(node.orelse)
-
-
-def infer_requirements(file: Path, root: Path | None = None) -> list[str]:
-    """Pinned distributions for the top-level imports of ``file`` (no stdlib, local modules or mlpack)."""
-    from .requirements import pin, resolve_dist
-
-    try:
-        tree = ast.parse(Path(file).read_text(encoding="utf-8"), str(file))
-    except (OSError, SyntaxError) as exc:
-        raise BuildError(f"cannot read the imports of {file}: {exc}") from exc
-    local_dirs = {Path(file).parent, *([root] if root else [])}
-    found = []
-    for name in dict.fromkeys(_imports(tree.body)):
-        if name in sys.stdlib_module_names or name in ("mlpack", "bentoml"):
-            continue
-        if any((d / f"{name}.py").is_file() or (d / name).is_dir() for d in local_dirs):
-            continue
-        found.append(pin(resolve_dist(name)))
-    return found
-
-
 def load(path_or_tag: str | Path) -> BentoService:
     """0.x ``bentoml.load``: the service instance of a saved bundle, its artifacts the bundle's models."""
     from .bundles import read_info
@@ -410,3 +275,11 @@ def load(path_or_tag: str | Path) -> BentoService:
     svc = cls()
     svc._settings = Settings.from_env(models_dir=bundle / "models")
     return svc
+
+
+def __getattr__(name: str) -> Any:
+    if name == "infer_requirements":  # moved to mlpack.requirements; imported on use (importlib.metadata is slow)
+        from .requirements import infer_requirements
+
+        return infer_requirements
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,11 +1,15 @@
-"""Pinned requirements for a bundle, taken from the build environment (no network)."""
+"""Pinned requirements for a bundle, taken from the build environment (no network): ``pin`` and
+``lock`` requirements, ``infer_requirements`` from the imports of a module."""
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import metadata
+from pathlib import Path
 
 # retired or import-style names that tutorials still use, mapped to the real distributions
 RENAMED = {"sklearn": "scikit-learn", "xgboost": "xgboost"}
@@ -83,3 +87,36 @@ def lock(requirements: Iterable[str]) -> list[str]:
         for child in metadata.requires(dist) or []:
             queue.append((Requirement(child), set(req.extras)))
     return [pinned[k] for k in sorted(pinned)]
+
+
+# ---------------------------------------------------------------- requirements from imports
+
+
+def _imports(statements: list[ast.stmt]) -> Iterator[str]:
+    for node in statements:
+        if isinstance(node, ast.Import):
+            yield from (alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.partition(".")[0]
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
+            yield from _imports(node.body)
+            yield from _imports(node.orelse)
+
+
+def infer_requirements(file: Path, root: Path | None = None) -> list[str]:
+    """Pinned distributions for the top-level imports of ``file`` (no stdlib, local modules or mlpack)."""
+    from .exceptions import BuildError
+
+    try:
+        tree = ast.parse(Path(file).read_text(encoding="utf-8"), str(file))
+    except (OSError, SyntaxError) as exc:
+        raise BuildError(f"cannot read the imports of {file}: {exc}") from exc
+    local_dirs = {Path(file).parent, *([root] if root else [])}
+    found = []
+    for name in dict.fromkeys(_imports(tree.body)):
+        if name in sys.stdlib_module_names or name in ("mlpack", "bentoml"):
+            continue
+        if any((d / f"{name}.py").is_file() or (d / name).is_dir() for d in local_dirs):
+            continue
+        found.append(pin(resolve_dist(name)))
+    return found

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.containers import ContainerEnv, container_env, free_port  # noqa: F401  (fixture for this module)
 from mlpack.containerize import build_command, containerize, detect_backend
 from mlpack.dockerfile import DockerOptions, render_dockerfile, render_entrypoint
 from mlpack.exceptions import ContainerizeError
+from tests.containers import ContainerEnv, container_env, free_port  # noqa: F401  (fixture for this module)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 HEAVY = ["numpy", "pandas", "sklearn", "xgboost", "starlette", "uvicorn", "pydantic", "scipy", "pyarrow"]
 
-PROBE = """
+PROBE = f"""
 import json, sys
 from mlpack.cli import main
 try:
@@ -20,8 +20,8 @@ try:
 except SystemExit:
     pass
 sys.stdout.flush()
-print("\\nMODULES=" + json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r)))
-""" % (HEAVY,)
+print("\\nMODULES=" + json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))
+"""
 
 
 @pytest.mark.parametrize("args", [["--help"], ["models", "list"], ["models", "list", "-o", "json"], ["bundles", "list"]])
@@ -36,6 +36,6 @@ def test_quick_commands_import_no_heavy_modules(args: list[str], home: Path, iri
 
 
 def test_import_mlpack_is_light() -> None:
-    code = "import json, sys, mlpack; print(json.dumps([m for m in %r if m in sys.modules]))" % (HEAVY,)
+    code = f"import json, sys, mlpack; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []

@@ -154,7 +154,9 @@ def test_text_refuses_json_with_415():
     assert err.http_status == 415 and "text/plain" in str(err)
 
 
-@pytest.mark.parametrize("content_type", [None, "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json", "*/*"])
+@pytest.mark.parametrize(
+    "content_type", [None, "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json", "*/*"]
+)
 def test_json_content_type_variants_are_accepted(content_type):
     assert read(JSON(), b"[1]", content_type) == [1]
 
@@ -699,7 +701,9 @@ def test_to_spec():
         "type": "JSON",
         "pydantic_model": f"{__name__}.CreditApplication",
     }
-    assert NumpyNdarray(dtype=np.float32, shape=(-1, 4)).to_spec() == {"type": "NumpyNdarray", "dtype": "float32", "shape": [-1, 4]}
-    assert PandasDataFrame(orient="split", columns=["a"]).to_spec() == {"type": "PandasDataFrame", "orient": "split", "columns": ["a"]}
+    spec = NumpyNdarray(dtype=np.float32, shape=(-1, 4)).to_spec()
+    assert spec == {"type": "NumpyNdarray", "dtype": "float32", "shape": [-1, 4]}
+    spec = PandasDataFrame(orient="split", columns=["a"]).to_spec()
+    assert spec == {"type": "PandasDataFrame", "orient": "split", "columns": ["a"]}
     assert Text().to_spec() == {"type": "Text"}
     json.dumps([JSON().to_spec(), PandasDataFrame(dtype={"a": "int64"}).to_spec()])  # plain data for bundle.yaml

@@ -285,9 +285,9 @@ def test_xgboost_artifact(tmp_path: Path, home: Path, monkeypatch: pytest.Monkey
 
 
 def test_source_layout_of_a_module_in_a_package(tmp_path: Path) -> None:
-    from mlpack.legacy import _source_layout
+    from mlpack.legacy_build import source_layout
 
     (tmp_path / "app" / "services").mkdir(parents=True)
     file = tmp_path / "app" / "services" / "iris.py"
     file.write_text("")
-    assert _source_layout("app.services.iris", file) == (tmp_path.resolve(), "app.services.iris", ["/app/**/*.py"])
+    assert source_layout("app.services.iris", file) == (tmp_path.resolve(), "app.services.iris", ["/app/**/*.py"])

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..exceptions import NotFound
-from ..models import Model, get as _get_model
+from ..models import Model
+from ..models import get as _get_model
 from ..settings import Settings
 from ..tag import Tag
 
