@@ -17,22 +17,7 @@ from starlette.requests import Request
 
 from mlpack.exceptions import BadInput, ConfigError
 from mlpack.io import JSON, ChunkWriter, NumpyNdarray, PandasDataFrame, Text, output_format
-
-
-class CreditApplication(BaseModel):
-    seniority: int
-    home: str
-    time: int
-    age: int
-    marital: str
-    records: str
-    job: str
-    expenses: int
-    income: float
-    assets: float
-    debt: float
-    amount: int
-    price: int
+from tests.fixtures.credit import CreditApplication
 
 
 class Address(BaseModel):
@@ -699,7 +684,7 @@ def test_openapi_document_validates(version):
 def test_to_spec():
     assert JSON(pydantic_model=CreditApplication).to_spec() == {
         "type": "JSON",
-        "pydantic_model": f"{__name__}.CreditApplication",
+        "pydantic_model": "tests.fixtures.credit.CreditApplication",
     }
     spec = NumpyNdarray(dtype=np.float32, shape=(-1, 4)).to_spec()
     assert spec == {"type": "NumpyNdarray", "dtype": "float32", "shape": [-1, 4]}
