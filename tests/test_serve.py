@@ -248,7 +248,7 @@ def test_sigterm_drains_in_flight_requests(store: Path) -> None:
 def test_bad_target_is_one_line(cli, store: Path) -> None:
     res = cli("serve", "nothere.py:svc", cwd=PROJECT)
     assert res.returncode != 0 and res.stderr.strip().splitlines()[-1].startswith("error:")
-    res = cli("serve", "service.py:nope", cwd=PROJECT)
+    res = cli("serve", "service.py:nope", cwd=PROJECT, env={"PYTHONPATH": str(PROJECT.parents[2])})
     assert "no attribute 'nope'" in res.stderr
 
 
