@@ -10,6 +10,10 @@ Offline output of many chunks goes through ``ChunkWriter`` and is always one val
 - ``base``: ``IODescriptor`` and the helpers descriptors share;
 - ``writer``: ``to_json_bytes``, ``output_format`` and ``ChunkWriter``;
 - ``json_io``, ``numpy_io``, ``pandas_io``, ``text_io``: one descriptor each.
+- ``readers``: ``iter_chunks``, the chunked readers of input files (CSV, JSON, JSON Lines,
+  Parquet); ``csv_numeric``: the fast reader for CSV of numbers;
+- ``chunks``: ``Chunk``, rows with their place in the file; ``tables``: dtype casts that name
+  the bad cell; ``sources``: format detection and opening input files.
 
 numpy, pandas, pyarrow, starlette, pydantic and orjson are imported inside functions so
 that ``import mlpack.io`` (and so the CLI) stays fast.

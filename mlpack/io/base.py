@@ -10,8 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from .. import filereaders as fr
 from ..exceptions import BadInput
+from .readers import json_error
+from .sources import file_format
 from .writer import ChunkWriter, output_format, to_json_bytes
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def _loads(body: bytes, charset: str | None, source: str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise fr.json_error(exc, source) from exc
+        raise json_error(exc, source) from exc
 
 
 def _check_shape(got: tuple[int, ...], want: tuple[int, ...], source: str, batch: bool) -> None:
@@ -145,14 +146,14 @@ class IODescriptor(abc.ABC):
             raise BadInput("give either input text or an input file")
         if text is not None:
             return self._parse_text(text, fmt)
-        fmt = fr.file_format(path, fmt)
+        fmt = file_format(path, fmt)
         _check_file(path)
         if fmt == "json":  # a .json file is what an HTTP client would send
             return self._parse(Path(path).read_bytes(), "application/json", None, str(path))
         return self._concat(list(self._iter(path, fmt, DEFAULT_CHUNK_SIZE, str(path))))
 
     def _parse_text(self, text: str, fmt: str | None) -> Any:
-        fmt = fr.file_format(None, fmt) if fmt else "json"
+        fmt = file_format(None, fmt) if fmt else "json"
         if fmt == "json":
             return self._parse(text.encode(), "application/json", None, "input")
         return self._concat(list(self._iter(_io.StringIO(text), fmt, DEFAULT_CHUNK_SIZE, "input")))
@@ -162,7 +163,7 @@ class IODescriptor(abc.ABC):
 
         Format and file are checked now; rows are read as the iterator advances.
         """
-        fmt = fr.file_format(path, fmt)
+        fmt = file_format(path, fmt)
         _check_file(path)
         if chunk_size < 1:
             raise BadInput(f"chunk size must be at least 1, not {chunk_size}")

@@ -8,9 +8,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .. import filereaders as fr
 from ..exceptions import BadInput
 from .base import _UTF8, IODescriptor, _decode_text, _loads
+from .readers import iter_chunks
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -59,7 +59,7 @@ class JSON(IODescriptor):
             raise self._invalid(exc, source) from exc
 
     def _iter(self, source: str | Path | IO[str], fmt: str, chunk_size: int, name: str) -> Iterator[list[Any]]:
-        for chunk in fr.iter_chunks(source, fmt, chunk_size, frames=False, name=name):
+        for chunk in iter_chunks(source, fmt, chunk_size, frames=False, name=name):
             records = chunk.records()
             yield self._validate_rows(records, chunk.where) if self._validates else records
 

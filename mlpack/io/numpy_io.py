@@ -7,9 +7,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .. import filereaders as fr
 from ..exceptions import BadInput, ConfigError
 from .base import IODescriptor, _check_shape, _dtype_name, _json_type, _loads
+from .readers import iter_chunks
 
 if TYPE_CHECKING:
     import numpy as np
@@ -90,7 +90,7 @@ class NumpyNdarray(IODescriptor):
 
     def _iter(self, source: str | Path | IO[str], fmt: str, chunk_size: int, name: str) -> Iterator[np.ndarray]:
         keys = None
-        for chunk in fr.iter_chunks(source, fmt, chunk_size, numeric=True, name=name):
+        for chunk in iter_chunks(source, fmt, chunk_size, numeric=True, name=name):
             if isinstance(chunk.rows, list) and chunk.rows and isinstance(chunk.rows[0], dict):
                 keys = keys or list(chunk.rows[0])  # every record needs the keys of the first, in that order
                 chunk.check_rows(keys)

@@ -7,9 +7,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .. import filereaders as fr
 from ..exceptions import BadInput, ConfigError, MlpackError
 from .base import JSON_TYPES, IODescriptor, _check_shape, _decode_text, _dtype_name, _json_type, _loads
+from .chunks import Chunk
+from .readers import iter_chunks, json_rows, read_csv
+from .tables import cast_frame
 from .writer import _records, to_json_bytes
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ class PandasDataFrame(IODescriptor):
     def _parse(self, body: bytes, mime: str, charset: str | None, source: str) -> pd.DataFrame:
         if mime in CSV_TYPES:
             text = _decode_text(body, charset, source)
-            df = fr.read_csv(_io.StringIO(text), source, self.columns)
+            df = read_csv(_io.StringIO(text), source, self.columns)
         else:
             df = self._from_json(_loads(body, charset, source), source)
         return self._check(df, source, lambda i: f"row {i + 1}", batch=False)
@@ -84,8 +86,8 @@ class PandasDataFrame(IODescriptor):
         return super()._parse_text(text, fmt)
 
     def _from_json(self, value: Any, source: str) -> pd.DataFrame:
-        rows, columns = fr.json_rows(value, source, orient=self.orient)
-        chunk = fr.Chunk(rows, 0, source, columns=columns)
+        rows, columns = json_rows(value, source, orient=self.orient)
+        chunk = Chunk(rows, 0, source, columns=columns)
         if not isinstance(rows, list):
             return rows
         chunk.check_rows()
@@ -110,14 +112,14 @@ class PandasDataFrame(IODescriptor):
                 raise BadInput(f"{source}: missing column(s) {', '.join(map(repr, missing))}", status=422)
             if list(df.columns) != self.columns:
                 df = df[self.columns]
-        df = fr.cast_frame(df, self.dtype, self.enforce_dtype, where)
+        df = cast_frame(df, self.dtype, self.enforce_dtype, where)
         if self.enforce_shape:
             _check_shape(df.shape, self.shape, source, batch)  # type: ignore[arg-type]
         return df
 
     def _iter(self, source: str | Path | IO[str], fmt: str, chunk_size: int, name: str) -> Iterator[pd.DataFrame]:
         cols = None
-        for chunk in fr.iter_chunks(source, fmt, chunk_size, names=self.columns, orient=self.orient, name=name):
+        for chunk in iter_chunks(source, fmt, chunk_size, names=self.columns, orient=self.orient, name=name):
             chunk.check_rows()
             rows = chunk.rows
             if self.columns and chunk.columns is None and isinstance(rows, list) and rows and isinstance(rows[0], list):

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .. import filereaders as fr
 from ..exceptions import BadInput
 from .base import DEFAULT_CHUNK_SIZE, IODescriptor, _check_file, _decode_text
+from .sources import open_source
 from .writer import output_format, to_json_bytes
 
 
@@ -47,7 +47,7 @@ class Text(IODescriptor):
         return self._iter(path, "text", chunk_size, str(path))
 
     def _iter(self, source: str | Path | IO[str], fmt: str, chunk_size: int, name: str) -> Iterator[list[str]]:
-        with fr.open_source(source) as f:
+        with open_source(source) as f:
             lines: list[str] = []
             for line in f:
                 lines.append(line.rstrip("\r\n"))
