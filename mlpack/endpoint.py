@@ -8,9 +8,9 @@ which works on the raw ASGI request and writes the response itself. Everything e
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import math
+import sys
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -89,86 +89,16 @@ async def _receive_body(receive: Any, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class _Deadlines:
-    """Cancels the calls of one API that run past ``timeout``, with one timer instead of one per request.
+if sys.version_info >= (3, 11):
 
-    Every call gets the same timeout, so deadlines come in arrival order and only the oldest
-    unfinished call needs a timer. An entry is ``[deadline, task, state]``, state being
-    0 (running), 1 (finished) or 2 (expired: its task was cancelled).
-    """
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self._entries: collections.deque[list[Any]] = collections.deque()
-        self._running = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> list[Any]:
-        if loop is not self._loop:
-            self._loop, self._entries, self._running, self._timer = loop, collections.deque(), 0, None
-        entries = self._entries
-        while entries and entries[0][2]:
-            entries.popleft()
-        if len(entries) > 2 * self._running + 64:  # finished calls stuck behind a slow one
-            self._entries = entries = collections.deque(e for e in entries if not e[2])
-        entry = [loop.time() + self.timeout, task, 0]
-        entries.append(entry)
-        self._running += 1
-        if self._timer is None:
-            self._timer = loop.call_at(entry[0], self._expire_due)
-        return entry
-
-    def finish(self, entry: list[Any]) -> bool:
-        """Mark the call finished; True when it had expired (then its task was cancelled once for it)."""
-        if entry[2] == 0:
-            entry[2] = 1
-            self._running -= 1
-            return False
-        return entry[2] == 2
-
-    def _expire_due(self) -> None:
-        self._timer = None
-        loop, entries = self._loop, self._entries
-        assert loop is not None
-        now = loop.time()
-        while entries:
-            entry = entries[0]
-            if entry[2] == 0:
-                if entry[0] > now:
-                    self._timer = loop.call_at(entry[0], self._expire_due)
-                    return
-                entry[2] = 2
-                self._running -= 1
-                entry[1].cancel()
-            entries.popleft()
-
-
-if hasattr(asyncio.Task, "uncancel"):  # Python 3.11+
-
-    async def _call_with_timeout(api: API, value: Any, deadlines: _Deadlines) -> Any:
-        """``api.call(value)``; TimeoutError past the deadline (as ``asyncio.timeout``, without its timer per call)."""
-        task = asyncio.current_task()
-        assert task is not None
-        entry = deadlines.start(task.get_loop(), task)
-        try:
-            result = await api.call(value)
-        except asyncio.CancelledError:
-            if deadlines.finish(entry) and task.uncancel() == 0:
-                raise asyncio.TimeoutError from None
-            raise
-        except BaseException:
-            if deadlines.finish(entry):
-                task.uncancel()
-            raise
-        if deadlines.finish(entry):
-            task.uncancel()  # expired, but the call swallowed the cancellation and returned
-        return result
+    async def _call_with_timeout(api: API, value: Any, timeout: float) -> Any:
+        async with asyncio.timeout(timeout):  # a timer handle, no extra task (unlike wait_for)
+            return await api.call(value)
 
 else:  # pragma: no cover - Python 3.10
 
-    async def _call_with_timeout(api: API, value: Any, deadlines: _Deadlines) -> Any:
-        return await asyncio.wait_for(api.call(value), deadlines.timeout)
+    async def _call_with_timeout(api: API, value: Any, timeout: float) -> Any:
+        return await asyncio.wait_for(api.call(value), timeout)
 
 
 def _media_header(media_type: str) -> bytes:
@@ -210,23 +140,19 @@ def make_endpoint(api: API, state: Any) -> Any:
     raw_input = type(inp).from_http_request is IODescriptor.from_http_request
     raw_output = type(out).to_http_response is IODescriptor.to_http_response
     content_type = _media_header(out.media_type)
-    deadlines = _Deadlines(timeout)
 
     async def read_input(scope: Any, receive: Any) -> Any:
-        # Same order of checks as before: Content-Length (400/413), content-type (415), body, parse.
+        # Checks before reading: Content-Length (400/413), then content-type (415).
         length = _header(scope, b"content-length")
         if length is not None:
             if not length.isdigit():
                 raise BadInput("invalid Content-Length header", status=400)
             if int(length) > limit:
                 raise BadInput(f"request body of {length} bytes is over the limit of {limit} bytes", status=413)
-            if raw_input:
-                mime, charset = inp.http_content_type(_header(scope, b"content-type"))
-                return inp.from_http_body(await _receive_body(receive, limit), mime, charset)
-        body = await _receive_body(receive, limit)
         if raw_input:
             mime, charset = inp.http_content_type(_header(scope, b"content-type"))
-            return inp.from_http_body(body, mime, charset)
+            return inp.from_http_body(await _receive_body(receive, limit), mime, charset)
+        body = await _receive_body(receive, limit)
         from starlette.requests import Request as StarletteRequest
 
         async def replay() -> dict[str, Any]:
@@ -243,7 +169,7 @@ def make_endpoint(api: API, state: Any) -> Any:
             if not state.ready:
                 await state.wait_loaded(timeout)
             value = await read_input(scope, receive)
-            result = await _call_with_timeout(api, value, deadlines)
+            result = await _call_with_timeout(api, value, timeout)
             if raw_output:
                 body = out._encode(result)
                 status = 200

@@ -103,9 +103,6 @@ class Model(Entry):
 
         return Runner(self, name=name, max_batch_size=max_batch_size, max_latency_ms=max_latency_ms)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.info.to_dict(), "path": str(self.path), "size": self.size}
-
 
 CATALOG: Catalog[Model] = Catalog(
     kind="models",
@@ -225,7 +222,9 @@ def list(  # noqa: A001 - mirrors bentoml.models.list
 
 def users(tag: Tag, settings: Settings | None = None) -> builtins.list[str]:
     """Bundles that were built with model ``tag``."""
-    bundles = Store((settings or Settings.from_env()).home, "bundles", "bundle.yaml", "bundle")
+    from .bundles import bundle_store
+
+    bundles = bundle_store(settings)
     used = []
     for btag, data, _ in bundles.summaries(bundles.entries()):
         refs = [m.get("tag") if isinstance(m, dict) else m for m in data.get("models") or []]

@@ -49,6 +49,9 @@ class RunnerMethod:
 
     def batcher(self) -> AdaptiveBatcher | None:
         """The batcher for this method, made on first use (None when not batching)."""
+        batcher = self._batcher
+        if batcher is not None:  # the per-request path: no lock once it exists
+            return batcher
         opts = self.runner.batching
         if not (self.batchable and opts.enabled):
             return None
@@ -82,9 +85,6 @@ class RunnerMethod:
 
     async def async_run(self, *args: Any, **kwargs: Any) -> Any:
         """Call the model without blocking the event loop, batching when the signature allows."""
-        batcher = self._batcher  # made (model loaded) by the first call: no lock on the hot path
-        if batcher is not None and len(args) == 1 and not kwargs:
-            return await batcher.submit(args[0])
         if not self.runner.ready:
             await asyncio.to_thread(self.runner.load)
         batcher = self.batcher() if len(args) == 1 and not kwargs else None

@@ -26,11 +26,14 @@ _STALE_SECONDS = 24 * 3600
 _CHUNK = 1 << 20
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, fsync: bool = False) -> str:
+    """The file's sha256; with ``fsync``, also flush it to disk (one open for both)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
+        if fsync:
+            os.fsync(f.fileno())
     return digest.hexdigest()
 
 
@@ -42,12 +45,7 @@ def hash_tree(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, str]:
         if path.is_symlink():
             raise IntegrityError(f"{path} is a symbolic link; store entries hold regular files only")
         if path.is_file() and rel not in skip:
-            hashes[rel] = sha256_file(path)
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            hashes[rel] = sha256_file(path, fsync=True)
     return hashes
 
 
@@ -147,7 +145,8 @@ class Store:
                 merged[key] = hit
                 changed = True
             found.append((tag, hit["manifest"], hit["size"]))
-        for key in [k for k in merged if not (self.root / k / self.manifest).exists()]:
+        seen = {f"{tag.name}/{tag.version}" for tag, _, _ in found}
+        for key in [k for k in merged if k not in seen and not (self.root / k / self.manifest).exists()]:
             del merged[key]  # deleted entries
             changed = True
         if changed:

@@ -296,3 +296,13 @@ def test_reload_picks_up_source_changes(store: Path, tmp_path: Path) -> None:
             time.sleep(0.2)
         else:
             pytest.fail("the server did not reload:\n" + srv.output())
+
+
+def test_call_past_the_api_timeout_is_504_and_the_server_keeps_serving(store: Path, tmp_path: Path) -> None:
+    config = _config(tmp_path, {"api_server": {"timeout": 0.3}})
+    headers = {"content-type": "text/plain"}
+    with running_server("service.py:svc", home=store, cwd=PROJECT, args=("--config", config)) as srv:
+        with srv.client() as c:
+            slow = c.post("/slow", content="2", headers=headers)
+            assert slow.status_code == 504 and "timeout" in slow.json()["error"]
+            assert c.post("/slow", content="0.01", headers=headers).text == "done"
