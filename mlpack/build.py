@@ -146,8 +146,13 @@ def build_bundle(
     version: str | None = None,
     labels: Mapping[str, str] | None = None,
     settings: Settings | None = None,
+    wheels: bool | None = None,
 ) -> Bundle:
-    """Build a bundle from ``context`` and commit it to the store atomically."""
+    """Build a bundle from ``context`` and commit it to the store atomically.
+
+    ``wheels`` (default: the mlpackfile's ``docker.wheels``) vendors every wheel the image needs
+    into ``env/python/wheels/``, so the bundle's image builds with no package index.
+    """
     from .models import get as get_model
     from .target import import_service
 
@@ -185,6 +190,12 @@ def build_bundle(
         requirements = _requirements(config, context, list(models.values()))
         requirements.append(mlpack_requirement(env_python / "wheels"))
         (env_python / "requirements.txt").write_text("\n".join(requirements) + "\n")
+        vendored = docker.wheels if wheels is None else wheels
+        if vendored:
+            from .wheelhouse import Target, fill_wheelhouse
+
+            target = Target(docker.python_version)
+            fill_wheelhouse(env_python / "requirements.txt", env_python / "wheels", target, cache=settings.wheel_cache)
         (env_python / "version.txt").write_text(f"{docker.python_version}\n")
         (env_python / "install.sh").write_text(INSTALL_SH)
         (env_python / "install.sh").chmod(0o755)
@@ -212,6 +223,7 @@ def build_bundle(
                 "system_packages": list(docker.system_packages),
                 "env": dict(docker.env),
                 "setup_script": docker.setup_script,
+                "wheels": vendored,
             },
         }
 

@@ -15,12 +15,13 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from mlpack.exceptions import ContainerizeError
+from mlpack.exceptions import ContainerizeError, MlpackError
 
 __all__ = ["BACKENDS", "ContainerizeResult", "containerize", "detect_backend", "build_command"]
 
@@ -181,6 +182,8 @@ def containerize(
     dry_run: bool = False,
     env: Mapping[str, str] | None = None,
     stream: TextIO | None = None,
+    wheels: bool = True,
+    wheel_cache: Path | None = None,
 ) -> ContainerizeResult:
     """Build an image from the bundle at ``bundle_path`` and return the command used.
 
@@ -188,6 +191,9 @@ def containerize(
     ``$MLPACK_CONTAINERIZE_OPTS``. Build output (stdout and stderr merged) is copied to
     ``stream`` as it arrives; the last lines are in the error when the build fails.
     ``dry_run`` returns the command without checking the backend or running anything.
+    ``wheels`` builds from a temporary copy of the bundle whose ``env/python/wheels/`` holds
+    every wheel the requirements need (vendored through ``wheel_cache``), so the image build
+    never reaches a package index; the stored bundle is left as it is.
     """
     env = dict(os.environ if env is None else env)
     bundle = Path(bundle_path)
@@ -220,7 +226,41 @@ def containerize(
             chosen = "docker"  # a dry run still shows what the usual command would be
     elif not dry_run:
         _check_backend(chosen, env)
-    cmd = build_command(chosen, bundle, image, build_args=build_args, extra_args=extra_args)
-    if not dry_run:
+    requirements = bundle / "env" / "python" / "requirements.txt"
+    if dry_run or not wheels or not requirements.is_file():
+        cmd = build_command(chosen, bundle, image, build_args=build_args, extra_args=extra_args)
+        if not dry_run:
+            _run(cmd, env, stream)
+        return ContainerizeResult(command=cmd, backend=chosen, image=image)
+    with tempfile.TemporaryDirectory(prefix="mlpack-context-") as tmp:
+        context = _context_with_wheels(bundle, Path(tmp) / "context", wheel_cache, stream)
+        cmd = build_command(chosen, context, image, build_args=build_args, extra_args=extra_args)
         _run(cmd, env, stream)
     return ContainerizeResult(command=cmd, backend=chosen, image=image)
+
+
+def _context_with_wheels(bundle: Path, context: Path, cache: Path | None, stream: TextIO | None) -> Path:
+    """A copy of ``bundle`` (hard links where possible) with its wheelhouse filled for the image."""
+    from .wheelhouse import Target, fill_wheelhouse
+
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(bundle, context, symlinks=True, copy_function=link_or_copy)
+    version = (context / "env" / "python" / "version.txt").read_text(encoding="utf-8").strip()
+    python_version = ".".join(version.split(".")[:2]) or "3.11"
+    if stream is not None:
+        stream.write(f"vendoring wheels for Python {python_version} into the build context\n")
+    try:
+        names = fill_wheelhouse(
+            context / "env" / "python" / "requirements.txt", context / "env" / "python" / "wheels",
+            Target(python_version), cache=cache,
+        )  # fmt: skip
+    except MlpackError as exc:
+        raise ContainerizeError(f"{exc}; or pass --no-wheels to let the image install from the index") from exc
+    if stream is not None:
+        stream.write(f"vendored {len(names)} wheels\n")
+    return context

@@ -1,15 +1,16 @@
 """Render a bundle's ``env/docker/Dockerfile`` and ``env/docker/entrypoint.sh``.
 
 The bundle directory is the build context. The image installs ``env/python`` first (so the
-dependency layer is cached across source changes), then copies the whole bundle to
-:data:`BUNDLE_DIR`, runs as a fixed non-root uid, exposes port 3000, checks ``/livez`` and
+dependency layer is cached across source changes), then copies the bundle (without its wheels)
+to :data:`BUNDLE_DIR`, runs as a fixed non-root uid, exposes port 3000, checks ``/livez`` and
 starts ``mlpack serve`` through ``entrypoint.sh``; extra ``docker run`` arguments reach
 ``mlpack serve``.
 
 Contract with ``env/python/install.sh`` (written by ``mlpack build``): it is run as root
-with ``bash env/python/install.sh`` from the bundle root, must not need anything outside
-``env/python/``, and installs ``requirements.txt`` (and mlpack) into the image's Python,
-taking wheels from ``env/python/wheels/`` first and the package index otherwise.
+with ``bash`` from any directory, must not need anything outside ``env/python/``, and installs
+``requirements.txt`` (and mlpack) into the Python first on ``PATH`` (a virtual environment at
+:data:`VENV`, the only thing the final image takes from the install stage), taking wheels from
+``env/python/wheels/`` first and the package index otherwise.
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ from typing import Any
 
 from mlpack.exceptions import BuildError
 
-__all__ = ["BUNDLE_DIR", "PORT", "DockerOptions", "render_dockerfile", "render_entrypoint"]
+__all__ = ["BUNDLE_DIR", "PORT", "VENV", "DockerOptions", "render_dockerfile", "render_entrypoint"]
 
 #: Where the bundle lives inside the image.
 BUNDLE_DIR = "/home/mlpack/bundle"
 #: Default port of the API server inside the image.
 PORT = 3000
+#: The virtual environment the bundle's requirements are installed into.
+VENV = "/opt/mlpack"
+#: Bytecode goes here at run time (a writable /tmp even with a read-only root file system), so
+#: the image carries none and the second start of a container is as fast as with it.
+PYCACHE = "/tmp/mlpack-pycache"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Debian package name with an optional "=version" pin; anything else could inject shell.
@@ -37,6 +43,9 @@ _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 # A docker image reference (registry/name:tag@digest), loosely: no spaces or shell syntax.
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
+
+# files of installed packages that only building or debugging needs, dropped from images
+_DEV_ONLY_FILES = ("*.c", "*.cpp", "*.h", "*.hpp", "*.pyx", "*.pxd", "*.pxi", "*.pyi", "*.map")
 
 _HEALTHCHECK_CODE = (
     "import os, urllib.request; "
@@ -59,6 +68,8 @@ class DockerOptions:
     setup_script: str | None = None
     user: str = "mlpack"
     uid: int = 1034
+    # vendor every wheel into env/python/wheels at build time (the image then needs no index)
+    wheels: bool = False
 
     def __post_init__(self) -> None:
         # Normalise here so that every rendered Dockerfile comes from validated values.
@@ -87,6 +98,8 @@ class DockerOptions:
             object.__setattr__(self, "setup_script", _bundle_relative(self.setup_script))
         if not _USER.match(self.user) or self.user == "root":
             raise BuildError(f"docker user must be a non-root user name, got {self.user!r}")
+        if not isinstance(self.wheels, bool):
+            raise BuildError(f"docker.wheels must be true or false, got {self.wheels!r}")
         if isinstance(self.uid, bool) or not isinstance(self.uid, int) or not 0 < self.uid < 2**31:
             raise BuildError(f"docker uid must be a positive integer (not root), got {self.uid!r}")
 
@@ -94,7 +107,7 @@ class DockerOptions:
     def from_config(cls, config: Mapping[str, Any] | None) -> DockerOptions:
         """Build options from the mlpackfile ``docker:`` mapping (unknown keys are an error)."""
         config = dict(config or {})
-        known = {"base_image", "python_version", "system_packages", "env", "setup_script", "user", "uid"}
+        known = {"base_image", "python_version", "system_packages", "env", "setup_script", "user", "uid", "wheels"}
         unknown = sorted(set(config) - known)
         if unknown:
             raise BuildError(f"unknown docker option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -125,15 +138,43 @@ def _continued(lines: list[str]) -> str:
 
 
 def render_dockerfile(options: DockerOptions | None = None) -> str:
-    """Return the Dockerfile text for a bundle built with ``options``."""
+    """Return the Dockerfile text for a bundle built with ``options``.
+
+    Two stages: the first installs ``env/python`` into a virtual environment (from the vendored
+    wheels when they are there) and stages the bundle without its wheels; the second copies just
+    the environment and the bundle onto a fresh base, so no wheel, cache or build tool is left in.
+    """
     o = options or DockerOptions()
     home = posixpath.dirname(BUNDLE_DIR)
+    pip_env = ["PIP_NO_CACHE_DIR=1", "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_ROOT_USER_ACTION=ignore"]
     out = [
         "# Generated by mlpack build. The bundle directory is the build context:",
         "#   docker build -f env/docker/Dockerfile -t IMAGE .",
-        f"FROM {o.base_image}",
+        f"FROM {o.base_image} AS python-env",
         "",
-        _continued(["ENV PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "LANG=C.UTF-8"]),
+        "# Dependencies first: this layer is reused until env/python changes.",
+        "COPY env/python /tmp/env/python/",
+        # Lean: no pip or setuptools in the environment, no bytecode (written at run time under
+        # PYCACHE instead), no test suites, and none of what only builds or debugs extensions
+        # (C/Cython sources, headers, type stubs, source maps).
+        _continued([
+            f"RUN python3 -m venv {VENV}",
+            f"&& PATH={VENV}/bin:$PATH " + " ".join(pip_env) + " bash /tmp/env/python/install.sh",
+            f"&& {VENV}/bin/python -m pip uninstall -q -y pip setuptools",
+            f"&& find {VENV} -depth -type d \\( -name __pycache__ -o -path '*/site-packages/*/tests' \\) -exec rm -rf {{}} +",
+            f"&& find {VENV} -type f \\( " + " -o ".join(f"-name '{p}'" for p in _DEV_ONLY_FILES) + " \\) -delete",
+        ]),
+        "# The bundle minus its wheels (they are installed above and would only take space).",
+        "COPY . /tmp/bundle/",
+        _continued([
+            "RUN rm -rf /tmp/bundle/env/python/wheels",
+            "&& mkdir /tmp/bundle/env/python/wheels",
+            # files only their owner may read (e.g. written with mkstemp) must reach the service user
+            "&& chmod -R u+rwX,go+rX /tmp/bundle",
+        ]),
+        "",
+        f"FROM {o.base_image}",
+        _continued([f'ENV PATH="{VENV}/bin:$PATH"', f"PYTHONPYCACHEPREFIX={PYCACHE}", "PYTHONUNBUFFERED=1", "LANG=C.UTF-8"]),
     ]
     # One instruction per variable, each value quoted literally: a shared ENV line would
     # let one variable refer to another, which hadolint rejects (DL3044).
@@ -155,14 +196,8 @@ def render_dockerfile(options: DockerOptions | None = None) -> str:
             f"&& useradd --system --no-log-init --create-home --home-dir {home} "
             f"--uid {o.uid} --gid {o.uid} --shell /bin/sh {o.user}",
         ]),
+        f"COPY --from=python-env {VENV} {VENV}",
         f"WORKDIR {BUNDLE_DIR}",
-        "",
-        "# Dependencies first: this layer is reused until env/python changes.",
-        "COPY env/python ./env/python/",
-        _continued([
-            "RUN PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore",
-            "bash env/python/install.sh",
-        ]),
     ]
     if o.setup_script:
         out += [
@@ -172,8 +207,7 @@ def render_dockerfile(options: DockerOptions | None = None) -> str:
         ]
     out += [
         "",
-        "# The rest of the bundle; owned by the service user so unusual file modes cannot lock it out.",
-        f"COPY --chown={o.uid}:{o.uid} . ./",
+        f"COPY --from=python-env --chown={o.uid}:{o.uid} /tmp/bundle ./",
         "",
         f"USER {o.uid}:{o.uid}",
         f"EXPOSE {PORT}",

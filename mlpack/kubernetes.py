@@ -144,7 +144,6 @@ def _deployment(
         {"name": "MLPACK_HOST", "value": "0.0.0.0"},
         # the root file system is read-only: everything mlpack writes goes to the /tmp volume
         {"name": "MLPACK_HOME", "value": "/tmp/mlpack"},
-        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
     ]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict] = [{"name": "tmp", "emptyDir": {}}]

@@ -27,6 +27,11 @@ class Settings:
     def models_root(self) -> Path:
         return self.models_dir or self.home / "models"
 
+    @property
+    def wheel_cache(self) -> Path:
+        """Wheels downloaded for images, kept between builds and containerizes."""
+        return self.home / ".cache" / "wheels"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if env is None else env

@@ -208,7 +208,8 @@ def test_rendered_dockerfile_builds_and_runs(container_env: ContainerEnv, tmp_pa
     (bundle / "env/python/install.sh").write_text(textwrap.dedent("""\
         set -eu
         cd "$(dirname "$0")"
-        install -m 0755 fake_serve.py /usr/local/bin/mlpack
+        # into the Python first on PATH: the image's virtual environment
+        install -m 0755 fake_serve.py "$(dirname "$(command -v python)")/mlpack"
     """))
     (bundle / "src/setup.sh").write_text("#!/bin/sh\ntouch /etc/mlpack-setup-ran\n")
     # a file only its owner may read (e.g. written with mkstemp) must still be readable

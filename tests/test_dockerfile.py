@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpack.dockerfile import BUNDLE_DIR, DockerOptions, render_dockerfile, render_entrypoint
+from mlpack.dockerfile import BUNDLE_DIR, VENV, DockerOptions, render_dockerfile, render_entrypoint
 from mlpack.exceptions import BuildError
 
 FULL = DockerOptions(
@@ -42,45 +42,65 @@ def index_of(lines: list[str], prefix: str) -> int:
     return matches[0]
 
 
+def final_stage(lines: list[str]) -> list[str]:
+    """The instructions of the last stage (what the image is made of)."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("FROM ")]
+    return lines[starts[-1]:]
+
+
 @pytest.mark.parametrize("options", [DockerOptions(), FULL], ids=["default", "full"])
 def test_dockerfile_structure_and_order(options: DockerOptions) -> None:
     lines = instructions(render_dockerfile(options))
-    assert lines[0] == "FROM python:3.11-slim"
-    env = index_of(lines, "ENV PYTHONDONTWRITEBYTECODE=1")
-    assert "PYTHONUNBUFFERED=1" in lines[env]
-    copy_env = lines.index("COPY env/python ./env/python/")
-    install = next(i for i, line in enumerate(lines) if "bash env/python/install.sh" in line)
-    copy_all = index_of(lines, "COPY --chown=1034:1034 . ./")
-    user = lines.index("USER 1034:1034")
+    # two stages: the environment is installed in the first, the image is the second
+    assert lines[0] == "FROM python:3.11-slim AS python-env"
+    stages = [line for line in lines if line.startswith("FROM ")]
+    assert stages == ["FROM python:3.11-slim AS python-env", "FROM python:3.11-slim"]
+    copy_env = lines.index("COPY env/python /tmp/env/python/")
+    install = next(i for i, line in enumerate(lines) if "bash /tmp/env/python/install.sh" in line)
+    assert f"python3 -m venv {VENV}" in lines[install] and f"PATH={VENV}/bin:$PATH" in lines[install]
+    copy_all = lines.index("COPY . /tmp/bundle/")
     # requirements are installed before the source is copied, so code edits keep the layer
-    assert env < copy_env < install < copy_all < user
-    assert index_of(lines, "WORKDIR ") < copy_env
-    assert lines[index_of(lines, "WORKDIR ")] == f"WORKDIR {BUNDLE_DIR}"
-    assert index_of(lines, "RUN groupadd --system --gid 1034 mlpack") < user
-    assert "EXPOSE 3000" in lines
-    health = lines[index_of(lines, "HEALTHCHECK ")]
+    assert copy_env < install < copy_all
+    assert "rm -rf /tmp/bundle/env/python/wheels" in lines[copy_all + 1]  # no wheels in the image
+
+    final = final_stage(lines)
+    env = index_of(final, "ENV PATH=")
+    assert f'"{VENV}/bin:$PATH"' in final[env] and "PYTHONPYCACHEPREFIX=/tmp/" in final[env]
+    assert "PYTHONUNBUFFERED=1" in final[env]
+    venv = final.index(f"COPY --from=python-env {VENV} {VENV}")
+    bundle = final.index("COPY --from=python-env --chown=1034:1034 /tmp/bundle ./")
+    user = final.index("USER 1034:1034")
+    assert index_of(final, "RUN groupadd --system --gid 1034 mlpack") < venv < bundle < user
+    assert final[index_of(final, "WORKDIR ")] == f"WORKDIR {BUNDLE_DIR}"
+    assert index_of(final, "WORKDIR ") < bundle
+    # nothing else reaches the image from the build context but the setup script
+    assert [line for line in final if line.startswith("COPY ") and "--from=" not in line] == (
+        ["COPY src/setup.sh ./src/setup.sh"] if options.setup_script else []
+    )
+    assert "EXPOSE 3000" in final
+    health = final[index_of(final, "HEALTHCHECK ")]
     assert "/livez" in health and "PORT" in health and "CMD [" in health
-    entry = lines[index_of(lines, "ENTRYPOINT ")]
+    entry = final[index_of(final, "ENTRYPOINT ")]
     assert json.loads(entry.split(" ", 1)[1]) == ["sh", f"{BUNDLE_DIR}/env/docker/entrypoint.sh"]
     # nothing runs as root after USER, and USER is the last user switch
     assert [line for line in lines if line.startswith("USER ")] == ["USER 1034:1034"]
-    assert not any(line.startswith("RUN ") for line in lines[user:])
+    assert not any(line.startswith("RUN ") for line in final[user:])
 
 
 def test_full_options() -> None:
-    lines = instructions(render_dockerfile(FULL))
-    apt = lines[index_of(lines, "RUN apt-get update")]
+    final = final_stage(instructions(render_dockerfile(FULL)))
+    apt = final[index_of(final, "RUN apt-get update")]
     assert "apt-get install -y --no-install-recommends libgomp1 git=1:2.39.5-0+deb12u2" in apt
     assert apt.endswith("rm -rf /var/lib/apt/lists/*")
-    assert 'ENV FOO="bar"' in lines
+    assert 'ENV FOO="bar"' in final
     # literal value: no $HOME expansion, quotes and backslashes kept
-    assert 'ENV TRICKY="a \\$HOME \\"quoted\\" \\\\ value"' in lines
-    setup = lines.index("COPY src/setup.sh ./src/setup.sh")
-    install = next(i for i, line in enumerate(lines) if "install.sh" in line)
-    assert install < setup < lines.index("RUN chmod +x \"./src/setup.sh\" && \"./src/setup.sh\"") < index_of(
-        lines, "COPY --chown"
+    assert 'ENV TRICKY="a \\$HOME \\"quoted\\" \\\\ value"' in final
+    setup = final.index("COPY src/setup.sh ./src/setup.sh")
+    venv = final.index(f"COPY --from=python-env {VENV} {VENV}")
+    assert venv < setup < final.index("RUN chmod +x \"./src/setup.sh\" && \"./src/setup.sh\"") < index_of(
+        final, "COPY --from=python-env --chown"
     )
-    assert index_of(lines, "RUN apt-get") < install
+    assert index_of(final, "RUN apt-get") < venv
 
 
 def test_base_image_follows_python_version() -> None:

@@ -141,3 +141,64 @@ def test_bad_config_and_unknown_bundle(cli, bundle_tag: str, tmp_path: Path) -> 
     assert res.returncode != 0 and "no_such_key" in res.stderr
     res = cli("deploy", "kubernetes", "nope:latest", "--image", "iris:1")
     assert res.returncode != 0 and "no bundle named" in res.stderr
+
+
+def _readme_block(heading: str) -> list[str]:
+    """The `mlpack ...` lines of the first sh block under ``heading`` in the README."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text.split(f"\n{heading}\n", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.startswith("mlpack ")]
+
+
+def test_readme_kubernetes_commands_verbatim(cli, bundle_tag: str, tmp_path: Path) -> None:
+    import shlex
+
+    lines = _readme_block("### Kubernetes")
+    assert len(lines) == 2
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "configuration.yaml").write_text("runners:\n  batching:\n    max_batch_size: 64\n")
+    for line in lines:
+        res = cli(*shlex.split(line)[1:], cwd=work)
+        assert res.returncode == 0, (line, res.stderr)
+        objects = _objects((work / "k8s.yaml").read_text())
+        _validate(objects)
+        assert objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/iris:1"
+    assert objects["HorizontalPodAutoscaler"]["spec"]["maxReplicas"] == 8 and "ConfigMap" in objects
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_readme_build_with_wheels_vendors_every_wheel(cli, tmp_path: Path, home: Path, iris_svc) -> None:
+    """`mlpack build --wheels`: the bundle alone installs with no index (for the image's platform)."""
+    import shlex
+    import subprocess
+    import sys
+
+    from mlpack.wheelhouse import Target
+
+    mlpack.sklearn.save_model("iris_clf", iris_svc, signatures={"predict": {"batchable": True}})
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "service.py").write_text(SERVICE)
+    (project / "mlpackfile.yaml").write_text('service: "service.py:svc"\n')
+    build_line = next(line for line in _readme_block("### Images that build with no network") if " build" in line)
+    res = cli(*shlex.split(build_line)[1:], cwd=project, timeout=800)
+    assert res.returncode == 0, res.stderr[-3000:]
+    bundle = Path(cli("bundles", "get", "iris_classifier:latest", "-o", "path").stdout.strip())
+    info = yaml.safe_load((bundle / "bundle.yaml").read_text())
+    assert info["docker"]["wheels"] is True
+    wheels = bundle / "env/python/wheels"
+    names = [p.name for p in wheels.glob("*.whl")]
+    assert any(n.startswith("scikit_learn-") and "manylinux" in n for n in names)
+    assert all(f"env/python/wheels/{n}" in info["files"] for n in names)  # hashed like the rest of the bundle
+    # every requirement resolves from the bundle's wheels alone, for the image's platform
+    python_version = (bundle / "env/python/version.txt").read_text().strip()
+    target = Target(".".join(python_version.split(".")[:2]))
+    check = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-index", "--find-links", str(wheels), *target.pip_flags(),
+         "-d", str(tmp_path / "scratch"), "-r", str(bundle / "env/python/requirements.txt")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr[-2000:]

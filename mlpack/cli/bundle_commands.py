@@ -19,13 +19,16 @@ def build(
     version: Optional[str] = typer.Option(None, "--version", help="Bundle version [default: generated]."),
     label: list[str] = typer.Option(None, "--label", help="Extra label key=value (repeatable)."),
     output: str = typer.Option("default", "-o", "--output", help="default (a summary) or tag (just the tag)."),
+    wheels: Optional[bool] = typer.Option(
+        None, "--wheels/--no-wheels", help="Vendor every wheel the image needs into the bundle [default: docker.wheels]."
+    ),
 ) -> None:
     """Build a bundle from a project and its stored models."""
     from ..build import build_bundle
 
     if output not in ("default", "tag"):
         raise typer.BadParameter(f"{output!r} is not one of default, tag", param_hint="-o/--output")
-    bundle = build_bundle(path, build_file=build_file, version=version, labels=parse_labels(label))
+    bundle = build_bundle(path, build_file=build_file, version=version, labels=parse_labels(label), wheels=wheels)
     if output == "tag":
         sys.stdout.write(f"{bundle.tag}\n")
         return
@@ -44,10 +47,14 @@ def containerize(
     ),
     build_arg: list[str] = typer.Option(None, "--build-arg", help="Build argument key=value (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the build command instead of running it."),
+    wheels: bool = typer.Option(
+        True, "--wheels/--no-wheels", help="Vendor the wheels the image needs first, so its build needs no index."
+    ),
 ) -> None:
     """Build a container image from a bundle (the bundle directory is the build context)."""
     from ..bundles import Bundle, get
     from ..containerize import containerize as build_image
+    from ..settings import Settings
 
     candidate = Path(tag)
     bundle = Bundle.from_path(candidate) if (candidate / "bundle.yaml").is_file() else get(tag)
@@ -60,6 +67,8 @@ def containerize(
         build_args=parse_labels(build_arg),
         dry_run=dry_run,
         stream=sys.stderr,
+        wheels=wheels,
+        wheel_cache=Settings.from_env().wheel_cache,
     )
     if dry_run:
         sys.stdout.write(result.command_line + "\n")
