@@ -47,6 +47,7 @@ def _root(
 def _register_commands() -> None:
     # imported for their side effect of adding commands to ``app``; each keeps heavy imports lazy
     from . import bundle_commands, commands  # noqa: F401
+    from . import hub_client_commands  # noqa: F401
     from . import hub_commands  # noqa: F401
 
 
