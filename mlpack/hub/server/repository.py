@@ -243,6 +243,7 @@ class Hub:
                 ).all()
                 out["models"] = [f"{u.model_name}:{u.model_version}" for u in uses]
         out["manifest"] = loads_yaml(row.manifest_text)
+        out["manifest_text"] = row.manifest_text
         out["manifest_sha256"] = row.manifest_sha256
         out["manifest_name"] = KINDS[kind]
         out["files"] = {f.relpath: {"sha256": f.sha256, "size": int(f.size)} for f in files}

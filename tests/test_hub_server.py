@@ -1,0 +1,342 @@
+"""The hub server as a subprocess, driven over its REST API with httpx (real SQLite, files, S3, PostgreSQL)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.hub_fixtures import hub_cli, hub_token, moto_s3, postgres, running_hub  # noqa: F401
+
+API = "/api/v1"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def manifest(kind: str, name: str, version: str, files: dict[str, bytes], **extra) -> str:
+    body = {
+        "name": name,
+        "version": version,
+        "creation_time": extra.pop("creation_time", "2026-01-01T00:00:00.000000Z"),
+        "labels": extra.pop("labels", {}),
+        **extra,
+        "files": {rel: sha(data) for rel, data in files.items()},
+    }
+    if kind == "models":
+        body.setdefault("module", "mlpack.sklearn")
+    return yaml.safe_dump(body, sort_keys=False)
+
+
+def upload(client, blobs: list[bytes]) -> None:
+    for data in blobs:
+        r = client.put(f"{API}/blobs/{sha(data)}", content=data)
+        assert r.status_code in (200, 201), r.text
+
+
+def push(client, kind: str, name: str, version: str, files: dict[str, bytes], *, send_blobs: bool = True, **extra):
+    """Upload the manifest and files as blobs, then commit; returns the commit response."""
+    text = manifest(kind, name, version, files, **extra)
+    if send_blobs:
+        upload(client, [text.encode(), *files.values()])
+    body = {"manifest_text": text, "files": {rel: {"sha256": sha(d), "size": len(d)} for rel, d in files.items()}}
+    return client.put(f"{API}/{kind}/{name}/{version}", json=body)
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator:
+    data = tmp_path / "hub-data"
+    token = hub_token(data, "alice")
+    reader = hub_token(data, "viewer", read_only=True)
+    with running_hub(data, "--gc-grace", "0") as server:
+        server.data, server.token, server.reader = data, token, reader
+        yield server
+
+
+def stored_blobs(data: Path) -> set[str]:
+    return {p.name for p in (data / "blobs").glob("??/*") if p.is_file()}
+
+
+def test_tokens_guard_every_call(hub) -> None:
+    with hub.client() as anon:
+        r = anon.get(f"{API}/models")
+        assert r.status_code == 401 and "Bearer" in r.json()["error"]
+    with hub.client("mlph_not-a-real-token") as bad:
+        assert bad.get(f"{API}/models").status_code == 401
+    with hub.client(hub.reader) as reader:
+        assert reader.get(f"{API}/models").json()["total"] == 0
+        assert reader.get(f"{API}/whoami").json() == {**reader.get(f"{API}/whoami").json(), "name": "viewer", "read_only": True}
+        r = reader.put(f"{API}/blobs/{sha(b'x')}", content=b"x")
+        assert r.status_code == 403 and "read-only" in r.json()["error"]
+        r = push(reader, "models", "m", "v1", {"a.bin": b"a"}, send_blobs=False)
+        assert r.status_code == 403
+        assert reader.delete(f"{API}/models/m/v1").status_code == 403
+    listing = hub_cli("hub", "token", "list", "--data", str(hub.data), "-o", "json").stdout
+    assert {t["name"]: t["read_only"] for t in yaml.safe_load(listing)} == {"alice": False, "viewer": True}
+    assert hub.token not in listing and hub.reader not in listing
+    assert hub.token not in (hub.data / "hub.db").read_bytes().decode("latin-1")  # stored hashed only
+    hub_cli("hub", "token", "revoke", "viewer", "--data", str(hub.data))
+    with hub.client(hub.reader) as revoked:
+        assert revoked.get(f"{API}/models").status_code == 401
+    again = hub_cli("hub", "token", "revoke", "viewer", "--data", str(hub.data), check=False)
+    assert again.returncode != 0 and "no token named" in again.stderr
+
+
+def test_push_list_get_and_download(hub) -> None:
+    big = bytes(range(256)) * 12_000  # 3 MB: several upload chunks
+    files = {"saved_model.joblib": big, "custom_objects.pkl": b"extra"}
+    with hub.client(hub.token) as c:
+        digests = [sha(d) for d in files.values()]
+        assert c.post(f"{API}/blobs/missing", json={"sha256": digests}).json() == {"missing": sorted(digests)}
+        r = push(c, "models", "iris_clf", "v1", files, labels={"team": "risk"}, creation_time="2026-01-01T00:00:00Z")
+        assert r.status_code == 201, r.text
+        assert c.post(f"{API}/blobs/missing", json={"sha256": digests}).json() == {"missing": []}
+        assert (
+            push(
+                c, "models", "iris_clf", "v2", {"saved_model.joblib": b"small"}, creation_time="2026-02-01T00:00:00Z"
+            ).status_code
+            == 201
+        )
+        assert push(c, "models", "other", "v1", {"m.bin": b"o"}, labels={"team": "ops"}).status_code == 201
+
+        listing = c.get(f"{API}/models").json()
+        assert listing["total"] == 3 and [i["tag"] for i in listing["items"]] == ["iris_clf:v2", "iris_clf:v1", "other:v1"]
+        assert {i["pushed_by"] for i in listing["items"]} == {"alice"}
+        assert [i["tag"] for i in c.get(f"{API}/models", params={"q": "iris", "order": "asc"}).json()["items"]] == [
+            "iris_clf:v1",
+            "iris_clf:v2",
+        ]
+        assert [i["tag"] for i in c.get(f"{API}/models", params={"label": "team=risk"}).json()["items"]] == ["iris_clf:v1"]
+        by_size = c.get(f"{API}/models", params={"sort": "size", "limit": 1, "offset": 0}).json()
+        assert by_size["total"] == 3 and [i["tag"] for i in by_size["items"]] == ["iris_clf:v1"]
+        assert c.get(f"{API}/models", params={"q": "_"}).json()["total"] == 2  # LIKE wildcards are literal
+        assert c.get(f"{API}/models", params={"label": "nokey"}).status_code == 400
+        assert c.get(f"{API}/bundles").json()["total"] == 0
+
+        versions = c.get(f"{API}/models/iris_clf").json()
+        assert versions["latest"] == "v2" and [v["version"] for v in versions["versions"]] == ["v2", "v1"]
+        entry = c.get(f"{API}/models/iris_clf/v1").json()
+        assert entry["files"] == {rel: {"sha256": sha(d), "size": len(d)} for rel, d in files.items()}
+        assert entry["manifest"]["labels"] == {"team": "risk"} and entry["labels"] == {"team": "risk"}
+        assert entry["manifest_sha256"] == sha(entry["manifest_text"].encode()) and entry["used_by"] == []
+        assert c.get(f"{API}/models/iris_clf/latest").json()["version"] == "v2"
+        assert c.get(f"{API}/models/iris_clf/nope").status_code == 404
+
+        r = c.get(f"{API}/models/iris_clf/v1/files/saved_model.joblib")
+        assert r.content == big and r.headers["x-sha256"] == sha(big)
+        assert c.get(f"{API}/models/iris_clf/v1/files/model.yaml").text == entry["manifest_text"]
+        assert c.get(f"{API}/blobs/{sha(b'extra')}").content == b"extra"
+        assert c.get(f"{API}/models/iris_clf/v1/files/missing.bin").status_code == 404
+
+
+def test_commit_needs_every_blob(hub) -> None:
+    files = {"a.bin": b"first", "b.bin": b"second"}
+    with hub.client(hub.token) as c:
+        text = manifest("models", "m", "v1", files)
+        upload(c, [text.encode(), b"first"])
+        r = push(c, "models", "m", "v1", files, send_blobs=False)
+        assert r.status_code == 409 and r.json()["missing"] == [sha(b"second")]
+        assert c.get(f"{API}/models").json()["total"] == 0  # nothing half-there
+        upload(c, [b"second"])
+        assert push(c, "models", "m", "v1", files, send_blobs=False).status_code == 201
+
+
+def test_tampered_upload_is_refused(hub) -> None:
+    with hub.client(hub.token) as c:
+        claimed = sha(b"the real content")
+        r = c.put(f"{API}/blobs/{claimed}", content=b"something else")
+        assert r.status_code == 422 and claimed in r.json()["error"]
+        assert c.post(f"{API}/blobs/missing", json={"sha256": [claimed]}).json()["missing"] == [claimed]
+        assert stored_blobs(hub.data) == set() and not list((hub.data / "blobs" / ".tmp").iterdir())
+        assert c.put(f"{API}/blobs/not-a-digest", content=b"x").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"files": {"../escape": {"sha256": "0" * 64, "size": 1}}}, "leaves the entry"),
+        ({"files": {"/abs": {"sha256": "0" * 64, "size": 1}}}, "leaves the entry"),
+        ({"files": {}}, "does not send"),
+        ({"manifest_text": "name: other\nversion: v1\nfiles: {}\n"}, "not m:v1"),
+        ({"manifest_text": "a: &x [1]\nb: *x\n"}, "aliases"),
+        ({"manifest_text": "name: [unclosed\n"}, "not valid YAML"),
+    ],
+)
+def test_commit_validates_the_push(hub, change: dict, expected: str) -> None:
+    files = {"a.bin": b"a"}
+    text = manifest("models", "m", "v1", files)
+    body = {"manifest_text": text, "files": {"a.bin": {"sha256": sha(b"a"), "size": 1}}, **change}
+    with hub.client(hub.token) as c:
+        upload(c, [text.encode(), b"a"])
+        r = c.put(f"{API}/models/m/v1", json=body)
+        assert r.status_code == 400 and expected in r.json()["error"], r.text
+        assert c.put(f"{API}/models/Bad..Name/v1", json=body).status_code == 400
+
+
+def test_wrong_size_is_refused(hub) -> None:
+    with hub.client(hub.token) as c:
+        text = manifest("models", "m", "v1", {"a.bin": b"abc"})
+        upload(c, [text.encode(), b"abc"])
+        r = c.put(f"{API}/models/m/v1", json={"manifest_text": text, "files": {"a.bin": {"sha256": sha(b"abc"), "size": 99}}})
+        assert r.status_code == 400 and "bytes" in r.json()["error"]
+
+
+def test_tags_are_immutable_and_one_concurrent_push_wins(hub) -> None:
+    with hub.client(hub.token) as c:
+        assert push(c, "models", "m", "v1", {"a.bin": b"a"}).status_code == 201
+        r = push(c, "models", "m", "v1", {"a.bin": b"changed"})
+        assert r.status_code == 409 and "already on the hub" in r.json()["error"]
+        contenders = [{"a.bin": f"content {i}".encode()} for i in range(8)]
+        for files in contenders:  # blobs first, so every commit is valid and only the tag collides
+            upload(c, [manifest("models", "race", "v1", files).encode(), *files.values()])
+    results: list[int] = []
+    barrier = threading.Barrier(len(contenders))
+
+    def commit(files: dict[str, bytes]) -> None:
+        with hub.client(hub.token) as client:
+            barrier.wait()
+            results.append(push(client, "models", "race", "v1", files, send_blobs=False).status_code)
+
+    threads = [threading.Thread(target=commit, args=(f,)) for f in contenders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [201] + [409] * (len(contenders) - 1)
+    with hub.client(hub.token) as c:
+        winner = c.get(f"{API}/models/race/v1").json()
+        assert winner["files"]["a.bin"]["sha256"] in {sha(f["a.bin"]) for f in contenders}
+        assert c.get(f"{API}/models", params={"q": "race"}).json()["total"] == 1
+
+
+def test_bundles_need_their_models_and_deletes_respect_use(hub) -> None:
+    model_files = {"saved_model.joblib": b"model bytes", "only_in_model.bin": b"unique to the model"}
+    bundle_files = {"src/service.py": b"print('hi')", "models/iris_clf/v1/saved_model.joblib": b"model bytes"}
+    uses = {"models": [{"tag": "iris_clf:v1", "module": "mlpack.sklearn"}], "service": "service.py:svc"}
+    with hub.client(hub.token) as c:
+        r = push(c, "bundles", "iris_svc", "b1", bundle_files, **uses)
+        assert r.status_code == 409 and r.json()["missing_models"] == ["iris_clf:v1"]
+        assert push(c, "models", "iris_clf", "v1", model_files).status_code == 201
+        assert push(c, "bundles", "iris_svc", "b1", bundle_files, **uses).status_code == 201
+        assert c.get(f"{API}/models/iris_clf/v1").json()["used_by"] == ["iris_svc:b1"]
+        assert c.get(f"{API}/bundles/iris_svc/b1").json()["models"] == ["iris_clf:v1"]
+
+        r = c.delete(f"{API}/models/iris_clf/v1")
+        assert r.status_code == 409 and r.json()["used_by"] == ["iris_svc:b1"] and "used by" in r.json()["error"]
+        assert c.get(f"{API}/models/iris_clf/v1").status_code == 200
+        before = stored_blobs(hub.data)
+        r = c.delete(f"{API}/models/iris_clf/v1", params={"force": "true"})
+        assert r.status_code == 200 and r.json()["deleted"] == "iris_clf:v1"
+        assert c.get(f"{API}/models/iris_clf/v1").status_code == 404
+        # the model's own blobs are collected; the one the bundle shares stays, and the bundle still downloads
+        gone = before - stored_blobs(hub.data)
+        model_manifest = manifest("models", "iris_clf", "v1", model_files).encode()
+        assert gone == {sha(b"unique to the model"), sha(model_manifest)}
+        got = c.get(f"{API}/bundles/iris_svc/b1/files/models/iris_clf/v1/saved_model.joblib")
+        assert got.content == b"model bytes"
+        assert c.delete(f"{API}/bundles/iris_svc/b1").status_code == 200
+        assert stored_blobs(hub.data) == set()
+        assert c.delete(f"{API}/bundles/iris_svc/b1").status_code == 404
+
+
+def test_recently_touched_blobs_survive_collection(tmp_path: Path) -> None:
+    """With the default grace period, a blob a push was just told about is kept even if unreferenced."""
+    data = tmp_path / "hub"
+    token = hub_token(data, "alice")
+    with running_hub(data) as server, server.client(token) as c:
+        upload(c, [b"pending push"])
+        assert push(c, "models", "m", "v1", {"a.bin": b"a"}).status_code == 201
+        assert c.delete(f"{API}/models/m/v1").json()["blobs_collected"] == 0
+        assert sha(b"pending push") in stored_blobs(data)
+
+
+def test_probes_metrics_and_docs(hub) -> None:
+    from openapi_spec_validator import validate
+
+    with hub.client() as c:
+        assert c.get("/livez").text == "ok" and c.get("/readyz").text == "ready"
+        spec = c.get("/docs.json").json()
+        validate(spec)
+        assert "/api/v1/{kind}/{name}/{version}" in spec["paths"]
+        page = c.get("/docs").text
+        assert "/docs/assets/swagger-ui-bundle.js" in page and "http" not in page.split("<script>")[0].replace("http-equiv", "")
+        assert c.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+        c.get(f"{API}/models")
+        metrics = c.get("/metrics").text
+        assert 'mlpack_hub_requests_total{endpoint="GET /api/v1/{kind}",http_status="401"} 1.0' in metrics
+
+
+def test_readyz_reports_storage_trouble(tmp_path: Path) -> None:
+    data = tmp_path / "hub"
+    with running_hub(data) as server, server.client() as c:
+        (data / "blobs" / ".tmp").rmdir()
+        r = c.get("/readyz")
+        assert r.status_code == 503 and "storage" in r.text
+
+
+@pytest.mark.slow
+def test_s3_storage_against_moto(tmp_path: Path, moto_s3) -> None:  # noqa: F811
+    bucket = moto_s3.new_bucket()
+    data = tmp_path / "hub"
+    token = hub_token(data, "alice")
+    large = bytes(range(251)) * 80_000  # 20 MB: a multipart upload of three parts
+    files = {"saved_model.ubj": large, "small.txt": b"small"}
+    args = ("--storage", f"s3://{bucket}/team", "--s3-endpoint-url", moto_s3.endpoint, "--gc-grace", "0")
+    with running_hub(data, *args, env=moto_s3.env) as server, server.client(token) as c:
+        assert push(c, "models", "xgb", "v1", files).status_code == 201
+        text = manifest("models", "xgb", "v1", files).encode()
+        expected = {f"team/blobs/{d[:2]}/{d}" for d in (sha(large), sha(b"small"), sha(text))}
+        assert set(moto_s3.keys(bucket)) == expected
+        assert not (data / "blobs").exists()  # nothing on local disk
+        assert c.get(f"{API}/models/xgb/v1/files/saved_model.ubj").content == large
+        r = c.put(f"{API}/blobs/{sha(b'real')}", content=large)  # tampered large upload: aborted multipart
+        assert r.status_code == 422
+        assert set(moto_s3.keys(bucket)) == expected
+        assert moto_s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+        assert c.delete(f"{API}/models/xgb/v1").status_code == 200
+        assert moto_s3.keys(bucket) == []
+
+
+@pytest.mark.slow
+def test_two_hubs_on_one_postgres_and_bucket(tmp_path: Path, moto_s3, postgres) -> None:  # noqa: F811
+    bucket = moto_s3.new_bucket()
+    db = postgres.new_database()
+    token = hub_token(tmp_path / "a", "alice", db=db)
+    common = ("--db", db, "--storage", f"s3://{bucket}/hub", "--s3-endpoint-url", moto_s3.endpoint)
+    with (
+        running_hub(tmp_path / "a", *common, env=moto_s3.env) as a,
+        running_hub(tmp_path / "b", *common, env=moto_s3.env) as b,
+        a.client(token) as ca,
+        b.client(token) as cb,
+    ):
+        assert push(ca, "models", "shared", "v1", {"w.bin": b"weights"}).status_code == 201
+        entry = cb.get(f"{API}/models/shared/v1").json()
+        assert entry["pushed_by"] == "alice" and cb.get(f"{API}/models/shared/v1/files/w.bin").content == b"weights"
+        assert cb.post(f"{API}/blobs/missing", json={"sha256": [sha(b"weights")]}).json()["missing"] == []
+
+        contenders = [({"w.bin": f"race {i}".encode()}, ca if i % 2 else cb) for i in range(6)]
+        for files, client in contenders:
+            upload(client, [manifest("models", "race", "v1", files).encode(), *files.values()])
+        results: list[int] = []
+        barrier = threading.Barrier(len(contenders))
+
+        def commit(files: dict[str, bytes], server) -> None:
+            with server.client(token) as client:
+                barrier.wait()
+                results.append(push(client, "models", "race", "v1", files, send_blobs=False).status_code)
+
+        threads = [threading.Thread(target=commit, args=(f, a if cl is ca else b)) for f, cl in contenders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == [201] + [409] * (len(contenders) - 1)
+
+        assert cb.delete(f"{API}/models/shared/v1").status_code == 200
+        assert ca.get(f"{API}/models/shared/v1").status_code == 404
+        assert ca.get(f"{API}/models").json()["total"] == 1
