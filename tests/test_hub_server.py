@@ -48,9 +48,10 @@ def push(client, kind: str, name: str, version: str, files: dict[str, bytes], *,
     return client.put(f"{API}/{kind}/{name}/{version}", json=body)
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator:
-    data = tmp_path / "hub-data"
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """One hub for the module (tests use their own names); GC without grace so collection shows at once."""
+    data = tmp_path_factory.mktemp("hub") / "hub-data"
     token = hub_token(data, "alice")
     reader = hub_token(data, "viewer", read_only=True)
     with running_hub(data, "--gc-grace", "0") as server:
@@ -63,27 +64,33 @@ def stored_blobs(data: Path) -> set[str]:
 
 
 def test_tokens_guard_every_call(hub) -> None:
+    writer = hub_token(hub.data, "writer")
+    reader_token = hub_token(hub.data, "reader", read_only=True)
     with hub.client() as anon:
         r = anon.get(f"{API}/models")
         assert r.status_code == 401 and "Bearer" in r.json()["error"]
     with hub.client("mlph_not-a-real-token") as bad:
         assert bad.get(f"{API}/models").status_code == 401
-    with hub.client(hub.reader) as reader:
-        assert reader.get(f"{API}/models").json()["total"] == 0
-        assert reader.get(f"{API}/whoami").json() == {**reader.get(f"{API}/whoami").json(), "name": "viewer", "read_only": True}
+    with hub.client(reader_token) as reader:
+        assert reader.get(f"{API}/models").status_code == 200
+        assert reader.get(f"{API}/whoami").json() == {**reader.get(f"{API}/whoami").json(), "name": "reader", "read_only": True}
         r = reader.put(f"{API}/blobs/{sha(b'x')}", content=b"x")
         assert r.status_code == 403 and "read-only" in r.json()["error"]
-        r = push(reader, "models", "m", "v1", {"a.bin": b"a"}, send_blobs=False)
+        r = push(reader, "models", "tok", "v1", {"a.bin": b"a"}, send_blobs=False)
         assert r.status_code == 403
-        assert reader.delete(f"{API}/models/m/v1").status_code == 403
+        assert reader.delete(f"{API}/models/tok/v1").status_code == 403
+    with hub.client(writer) as w:
+        assert w.get(f"{API}/whoami").json()["read_only"] is False
     listing = hub_cli("hub", "token", "list", "--data", str(hub.data), "-o", "json").stdout
-    assert {t["name"]: t["read_only"] for t in yaml.safe_load(listing)} == {"alice": False, "viewer": True}
-    assert hub.token not in listing and hub.reader not in listing
-    assert hub.token not in (hub.data / "hub.db").read_bytes().decode("latin-1")  # stored hashed only
-    hub_cli("hub", "token", "revoke", "viewer", "--data", str(hub.data))
-    with hub.client(hub.reader) as revoked:
+    rights = {t["name"]: t["read_only"] for t in yaml.safe_load(listing)}
+    assert rights["writer"] is False and rights["reader"] is True
+    assert writer not in listing and reader_token not in listing
+    stored = b"".join(p.read_bytes() for p in hub.data.glob("hub.db*")).decode("latin-1")
+    assert writer not in stored and hashlib.sha256(writer.encode()).hexdigest() in stored  # stored hashed only
+    hub_cli("hub", "token", "revoke", "reader", "--data", str(hub.data))
+    with hub.client(reader_token) as revoked:
         assert revoked.get(f"{API}/models").status_code == 401
-    again = hub_cli("hub", "token", "revoke", "viewer", "--data", str(hub.data), check=False)
+    again = hub_cli("hub", "token", "revoke", "reader", "--data", str(hub.data), check=False)
     assert again.returncode != 0 and "no token named" in again.stderr
 
 
@@ -93,57 +100,64 @@ def test_push_list_get_and_download(hub) -> None:
     with hub.client(hub.token) as c:
         digests = [sha(d) for d in files.values()]
         assert c.post(f"{API}/blobs/missing", json={"sha256": digests}).json() == {"missing": sorted(digests)}
-        r = push(c, "models", "iris_clf", "v1", files, labels={"team": "risk"}, creation_time="2026-01-01T00:00:00Z")
+        r = push(c, "models", "ls_iris", "v1", files, labels={"team": "ls-risk"}, creation_time="2026-01-01T00:00:00Z")
         assert r.status_code == 201, r.text
         assert c.post(f"{API}/blobs/missing", json={"sha256": digests}).json() == {"missing": []}
+        small = {"saved_model.joblib": b"small"}
+        assert push(c, "models", "ls_iris", "v2", small, creation_time="2026-02-01T00:00:00Z").status_code == 201
         assert (
             push(
-                c, "models", "iris_clf", "v2", {"saved_model.joblib": b"small"}, creation_time="2026-02-01T00:00:00Z"
+                c, "models", "lsxiother", "v1", {"m.bin": b"o"}, labels={"team": "ls-ops"}, creation_time="2026-03-01T00:00:00Z"
             ).status_code
             == 201
         )
-        assert push(c, "models", "other", "v1", {"m.bin": b"o"}, labels={"team": "ops"}).status_code == 201
 
-        listing = c.get(f"{API}/models").json()
-        assert listing["total"] == 3 and [i["tag"] for i in listing["items"]] == ["iris_clf:v2", "iris_clf:v1", "other:v1"]
+        def tags(**params) -> list[str]:
+            return [i["tag"] for i in c.get(f"{API}/models", params={"q": "ls", **params}).json()["items"]]
+
+        listing = c.get(f"{API}/models", params={"q": "ls"}).json()
+        assert listing["total"] == 3 and tags() == ["lsxiother:v1", "ls_iris:v2", "ls_iris:v1"]
         assert {i["pushed_by"] for i in listing["items"]} == {"alice"}
-        assert [i["tag"] for i in c.get(f"{API}/models", params={"q": "iris", "order": "asc"}).json()["items"]] == [
-            "iris_clf:v1",
-            "iris_clf:v2",
-        ]
-        assert [i["tag"] for i in c.get(f"{API}/models", params={"label": "team=risk"}).json()["items"]] == ["iris_clf:v1"]
-        by_size = c.get(f"{API}/models", params={"sort": "size", "limit": 1, "offset": 0}).json()
-        assert by_size["total"] == 3 and [i["tag"] for i in by_size["items"]] == ["iris_clf:v1"]
-        assert c.get(f"{API}/models", params={"q": "_"}).json()["total"] == 2  # LIKE wildcards are literal
+        assert tags(q="ls_i", order="asc") == ["ls_iris:v1", "ls_iris:v2"]  # '_' is literal, not a LIKE wildcard
+        assert tags(label="team=ls-risk") == ["ls_iris:v1"]
+        assert c.get(f"{API}/models", params=[("label", "team=ls-risk"), ("label", "team=ls-ops")]).json()["total"] == 0
+        assert tags(sort="size", limit=1) == ["ls_iris:v1"]
+        page = c.get(f"{API}/models", params={"q": "ls", "limit": 2, "offset": 2}).json()
+        assert page["total"] == 3 and [i["tag"] for i in page["items"]] == ["ls_iris:v1"]
         assert c.get(f"{API}/models", params={"label": "nokey"}).status_code == 400
-        assert c.get(f"{API}/bundles").json()["total"] == 0
+        assert c.get(f"{API}/models", params={"sort": "random"}).status_code == 400
+        assert c.get(f"{API}/bundles", params={"q": "ls"}).json()["total"] == 0
+        assert c.get(f"{API}/widgets").status_code == 404
 
-        versions = c.get(f"{API}/models/iris_clf").json()
+        versions = c.get(f"{API}/models/ls_iris").json()
         assert versions["latest"] == "v2" and [v["version"] for v in versions["versions"]] == ["v2", "v1"]
-        entry = c.get(f"{API}/models/iris_clf/v1").json()
+        entry = c.get(f"{API}/models/ls_iris/v1").json()
         assert entry["files"] == {rel: {"sha256": sha(d), "size": len(d)} for rel, d in files.items()}
-        assert entry["manifest"]["labels"] == {"team": "risk"} and entry["labels"] == {"team": "risk"}
+        assert entry["manifest"]["labels"] == {"team": "ls-risk"} and entry["labels"] == {"team": "ls-risk"}
         assert entry["manifest_sha256"] == sha(entry["manifest_text"].encode()) and entry["used_by"] == []
-        assert c.get(f"{API}/models/iris_clf/latest").json()["version"] == "v2"
-        assert c.get(f"{API}/models/iris_clf/nope").status_code == 404
+        assert entry["size"] == len(big) + len(b"extra") + len(entry["manifest_text"].encode())
+        assert c.get(f"{API}/models/ls_iris/latest").json()["version"] == "v2"
+        assert c.get(f"{API}/models/ls_iris/v").status_code == 400  # ambiguous prefix
+        assert c.get(f"{API}/models/ls_iris/nope").status_code == 404
 
-        r = c.get(f"{API}/models/iris_clf/v1/files/saved_model.joblib")
+        r = c.get(f"{API}/models/ls_iris/v1/files/saved_model.joblib")
         assert r.content == big and r.headers["x-sha256"] == sha(big)
-        assert c.get(f"{API}/models/iris_clf/v1/files/model.yaml").text == entry["manifest_text"]
+        assert c.get(f"{API}/models/ls_iris/v1/files/model.yaml").text == entry["manifest_text"]
         assert c.get(f"{API}/blobs/{sha(b'extra')}").content == b"extra"
-        assert c.get(f"{API}/models/iris_clf/v1/files/missing.bin").status_code == 404
+        assert c.get(f"{API}/models/ls_iris/v1/files/missing.bin").status_code == 404
 
 
 def test_commit_needs_every_blob(hub) -> None:
     files = {"a.bin": b"first", "b.bin": b"second"}
     with hub.client(hub.token) as c:
-        text = manifest("models", "m", "v1", files)
+        text = manifest("models", "needs", "v1", files)
         upload(c, [text.encode(), b"first"])
-        r = push(c, "models", "m", "v1", files, send_blobs=False)
+        r = push(c, "models", "needs", "v1", files, send_blobs=False)
         assert r.status_code == 409 and r.json()["missing"] == [sha(b"second")]
-        assert c.get(f"{API}/models").json()["total"] == 0  # nothing half-there
+        assert c.get(f"{API}/models", params={"q": "needs"}).json()["total"] == 0  # nothing half-there
+        assert c.get(f"{API}/models/needs/v1").status_code == 404
         upload(c, [b"second"])
-        assert push(c, "models", "m", "v1", files, send_blobs=False).status_code == 201
+        assert push(c, "models", "needs", "v1", files, send_blobs=False).status_code == 201
 
 
 def test_tampered_upload_is_refused(hub) -> None:
@@ -152,7 +166,8 @@ def test_tampered_upload_is_refused(hub) -> None:
         r = c.put(f"{API}/blobs/{claimed}", content=b"something else")
         assert r.status_code == 422 and claimed in r.json()["error"]
         assert c.post(f"{API}/blobs/missing", json={"sha256": [claimed]}).json()["missing"] == [claimed]
-        assert stored_blobs(hub.data) == set() and not list((hub.data / "blobs" / ".tmp").iterdir())
+        assert claimed not in stored_blobs(hub.data) and sha(b"something else") not in stored_blobs(hub.data)
+        assert not list((hub.data / "blobs" / ".tmp").iterdir())
         assert c.put(f"{API}/blobs/not-a-digest", content=b"x").status_code == 400
 
 
@@ -180,16 +195,16 @@ def test_commit_validates_the_push(hub, change: dict, expected: str) -> None:
 
 def test_wrong_size_is_refused(hub) -> None:
     with hub.client(hub.token) as c:
-        text = manifest("models", "m", "v1", {"a.bin": b"abc"})
+        text = manifest("models", "sized", "v1", {"a.bin": b"abc"})
         upload(c, [text.encode(), b"abc"])
-        r = c.put(f"{API}/models/m/v1", json={"manifest_text": text, "files": {"a.bin": {"sha256": sha(b"abc"), "size": 99}}})
+        r = c.put(f"{API}/models/sized/v1", json={"manifest_text": text, "files": {"a.bin": {"sha256": sha(b"abc"), "size": 99}}})
         assert r.status_code == 400 and "bytes" in r.json()["error"]
 
 
 def test_tags_are_immutable_and_one_concurrent_push_wins(hub) -> None:
     with hub.client(hub.token) as c:
-        assert push(c, "models", "m", "v1", {"a.bin": b"a"}).status_code == 201
-        r = push(c, "models", "m", "v1", {"a.bin": b"changed"})
+        assert push(c, "models", "fixed", "v1", {"a.bin": b"a"}).status_code == 201
+        r = push(c, "models", "fixed", "v1", {"a.bin": b"changed"})
         assert r.status_code == 409 and "already on the hub" in r.json()["error"]
         contenders = [{"a.bin": f"content {i}".encode()} for i in range(8)]
         for files in contenders:  # blobs first, so every commit is valid and only the tag collides
@@ -236,11 +251,14 @@ def test_bundles_need_their_models_and_deletes_respect_use(hub) -> None:
         # the model's own blobs are collected; the one the bundle shares stays, and the bundle still downloads
         gone = before - stored_blobs(hub.data)
         model_manifest = manifest("models", "iris_clf", "v1", model_files).encode()
-        assert gone == {sha(b"unique to the model"), sha(model_manifest)}
+        assert {sha(b"unique to the model"), sha(model_manifest)} <= gone
+        assert sha(b"model bytes") in stored_blobs(hub.data)  # still referenced by the bundle
         got = c.get(f"{API}/bundles/iris_svc/b1/files/models/iris_clf/v1/saved_model.joblib")
         assert got.content == b"model bytes"
         assert c.delete(f"{API}/bundles/iris_svc/b1").status_code == 200
-        assert stored_blobs(hub.data) == set()
+        bundle_manifest = manifest("bundles", "iris_svc", "b1", bundle_files, **uses).encode()
+        left = stored_blobs(hub.data)
+        assert not {sha(d) for d in [bundle_manifest, *bundle_files.values()]} & left
         assert c.delete(f"{API}/bundles/iris_svc/b1").status_code == 404
 
 
@@ -266,9 +284,16 @@ def test_probes_metrics_and_docs(hub) -> None:
         page = c.get("/docs").text
         assert "/docs/assets/swagger-ui-bundle.js" in page and "http" not in page.split("<script>")[0].replace("http-equiv", "")
         assert c.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+        line = 'mlpack_hub_requests_total{endpoint="GET /api/v1/{kind}",http_status="401"} '
+
+        def unauthorized_lists() -> float:
+            found = [ln for ln in c.get("/metrics").text.splitlines() if ln.startswith(line)]
+            return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+        before = unauthorized_lists()
         c.get(f"{API}/models")
-        metrics = c.get("/metrics").text
-        assert 'mlpack_hub_requests_total{endpoint="GET /api/v1/{kind}",http_status="401"} 1.0' in metrics
+        c.get(f"{API}/bundles")
+        assert unauthorized_lists() == before + 2
 
 
 def test_readyz_reports_storage_trouble(tmp_path: Path) -> None:

@@ -29,7 +29,13 @@ DB_OPT = typer.Option(None, "--db", help="Metadata database URL, e.g. postgresql
 
 
 def _config(**flags: Any) -> Any:
+    from ..exceptions import MissingDependency
     from ..hub.server.config import HubConfig
+
+    try:
+        import sqlalchemy  # noqa: F401
+    except ImportError:
+        raise MissingDependency("the hub server needs SQLAlchemy and boto3: pip install 'mlpack[hub]'") from None
 
     return HubConfig.from_env(**flags)
 

@@ -65,13 +65,14 @@ def _int(request: Request, key: str, default: int) -> int:
         raise BadInput(f"{key} must be an integer, not {value!r}") from None
 
 
-def _labels(request: Request) -> dict[str, str]:
-    out = {}
+def _labels(request: Request) -> list[tuple[str, str]]:
+    """Every ``label=k=v`` filter; an entry must match all of them."""
+    out = []
     for item in request.query_params.getlist("label"):
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise BadInput(f"label filter {item!r} must look like key=value")
-        out[key] = value
+        out.append((key, value))
     return out
 
 

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from ...exceptions import MlpackError, ServiceUnavailable
+from ...exceptions import ConfigError, MlpackError, ServiceUnavailable
 from . import api
 from .config import HubConfig
 from .metrics import HubMetrics, MetricsMiddleware
@@ -173,6 +173,22 @@ def _log_config() -> dict[str, Any]:
     return config
 
 
+def open_hub(config: HubConfig) -> Hub:
+    """The hub's database and storage, checked: any problem is one ConfigError naming it."""
+    try:
+        hub = Hub(config)
+    except OSError as exc:
+        raise ConfigError(f"cannot use the hub data directory {config.data_dir}: {exc}") from exc
+    hub.open()
+    try:
+        hub.storage.check()
+    except Exception as exc:  # noqa: BLE001 - botocore, OS errors: all mean "not usable"
+        hub.close()
+        reason = " ".join(str(exc).split())[:300]
+        raise ConfigError(f"cannot use the hub storage {hub.storage.description}: {reason}") from exc
+    return hub
+
+
 def serve(config: HubConfig) -> None:
     """Run the hub until SIGINT/SIGTERM."""
     import logging.config
@@ -181,7 +197,7 @@ def serve(config: HubConfig) -> None:
 
     log_config = _log_config()
     logging.config.dictConfig(log_config)
-    hub = Hub(config).open()  # fail here, with a clear error, before binding the port
+    hub = open_hub(config)  # fail here, with a clear error, before binding the port
     app = create_app(config, hub)
     where = (
         "SQLite at " + str(config.data_dir / "hub.db") if not config.db_url else hub.db.url.render_as_string(hide_password=True)

@@ -15,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from ...exceptions import ConfigError, MissingDependency
+
 metadata = sa.MetaData()
 
 tokens = sa.Table(
@@ -94,13 +96,22 @@ class Database:
     """An engine plus ``read()`` / ``write()`` transactions that behave alike on SQLite and PostgreSQL."""
 
     def __init__(self, url: str) -> None:
-        self.url = sa.engine.make_url(_with_driver(url))
+        try:
+            self.url = sa.engine.make_url(_with_driver(url))
+        except sa.exc.ArgumentError:
+            shown = url.split("@")[-1]  # never echo a password
+            raise ConfigError(f"--db {shown!r} is not a database URL; use e.g. postgresql://user:pass@host/db") from None
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        if self.is_sqlite:
-            self.engine = sa.create_engine(self.url, connect_args={"timeout": 60, "check_same_thread": False})
-            _sqlite_transactions(self.engine)
-        else:
-            self.engine = sa.create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        try:
+            if self.is_sqlite:
+                self.engine = sa.create_engine(self.url, connect_args={"timeout": 60, "check_same_thread": False})
+                _sqlite_transactions(self.engine)
+            else:
+                self.engine = sa.create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            raise MissingDependency(
+                f"no driver for {self.url.drivername} ({exc}); install the hub extra: pip install 'mlpack[hub]'"
+            ) from None
 
     def create_schema(self) -> None:
         """Create missing tables; several servers starting at once on PostgreSQL take turns."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
-from ...exceptions import AlreadyExists, AmbiguousTag, BadInput, InUse, NotFound
+from ...exceptions import AlreadyExists, AmbiguousTag, BadInput, ConfigError, InUse, NotFound
 from ...tag import LATEST
 from .blobs import BlobIndex, touch_present
 from .config import HubConfig
@@ -39,7 +40,13 @@ class Hub:
         self.blobs = BlobIndex(self.db, self.storage)
 
     def open(self) -> Hub:
-        self.db.create_schema()
+        """Create missing tables; an unreachable or misconfigured database is a clear ConfigError."""
+        try:
+            self.db.create_schema()
+        except sa.exc.SQLAlchemyError as exc:
+            where = self.db.url.render_as_string(hide_password=True)
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+            raise ConfigError(f"cannot use the hub database {where}: {reason}; check --db and that the server runs") from exc
         return self
 
     def close(self) -> None:
@@ -179,7 +186,7 @@ class Hub:
         kind: str,
         *,
         q: str | None = None,
-        labels: dict[str, str] | None = None,
+        labels: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         name: str | None = None,
         sort: str = "created",
         order: str = "desc",
@@ -198,7 +205,8 @@ class Hub:
         if q:
             escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             where.append(entries.c.name.like(f"%{escaped}%", escape="\\"))
-        for key, value in (labels or {}).items():
+        pairs = labels.items() if isinstance(labels, Mapping) else (labels or ())
+        for key, value in pairs:
             where.append(
                 sa.exists().where(
                     entry_labels.c.entry_id == entries.c.id, entry_labels.c.key == key, entry_labels.c.value == value
