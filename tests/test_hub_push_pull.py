@@ -19,6 +19,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.hub_fixtures import hub_token, running_hub
 from tests.server import ROOT, free_port, running_server
 
 SERVICE = textwrap.dedent(
@@ -41,14 +42,9 @@ SERVICE = textwrap.dedent(
 class HubProc:
     url: str
     data: Path
-    proc: subprocess.Popen
 
     def token(self, name: str, *read_only: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "mlpack", "hub", "token", "create", name, *read_only, "--data", str(self.data)],
-            capture_output=True, text=True, check=True, env=_env(self.data.parent / "hub-home"),
-        )
-        return out.stdout.strip().splitlines()[-1]
+        return hub_token(self.data, name, read_only=bool(read_only), env=_env(self.data.parent / "hub-home"))
 
     def blob_files(self) -> set[str]:
         root = self.data / "blobs"
@@ -66,33 +62,8 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[HubProc]:
     data = tmp_path / "hub-data"
-    port = free_port()
-    log = open(tmp_path / "hub.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlpack", "hub", "serve", "--port", str(port), "--data", str(data), "--no-access-log"],
-        env=_env(tmp_path / "hub-home"), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "hub.log").read_text()
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "hub did not start"
-            time.sleep(0.05)
-        yield HubProc(url, data, proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+    with running_hub(data, "--no-access-log", env=_env(tmp_path / "hub-home")) as server:
+        yield HubProc(server.url, data)
 
 
 class Store:
@@ -203,6 +174,7 @@ def test_push_pull_then_serve_the_pulled_bundle(tmp_path: Path, hub: HubProc, st
     assert yaml.safe_load((c.home / "models" / name / version / "provenance.yaml").read_text())["trusted"] is False
 
 
+@pytest.mark.slow
 def test_second_version_sharing_files_sends_no_blob(hub: HubProc, stores) -> None:
     a, _, token = stores
     first = save_iris(a)
@@ -221,6 +193,7 @@ def test_second_version_sharing_files_sends_no_blob(hub: HubProc, stores) -> Non
     assert hub.blob_files() - before == {manifest_sha}
 
 
+@pytest.mark.slow
 def test_tampered_blob_is_refused_and_nothing_is_visible(hub: HubProc, stores) -> None:
     a, b, _ = stores
     tag = save_iris(a)
@@ -271,6 +244,7 @@ def test_killed_push_and_pull_leave_nothing_visible(hub: HubProc, stores) -> Non
     b.py(f"import mlpack; mlpack.models.get({tag!r}).verify()")
 
 
+@pytest.mark.slow
 def test_concurrent_pushes_of_one_tag(tmp_path: Path, hub: HubProc, stores) -> None:
     a, _, token = stores
     tag = save_iris(a)
@@ -303,6 +277,7 @@ def test_concurrent_pushes_of_one_tag(tmp_path: Path, hub: HubProc, stores) -> N
         assert api.get("/models").json()["total"] == 1
 
 
+@pytest.mark.slow
 def test_errors_are_one_clear_line(tmp_path: Path, hub: HubProc, stores) -> None:
     a, _, token = stores
     tag = save_iris(a)
@@ -333,6 +308,7 @@ def test_errors_are_one_clear_line(tmp_path: Path, hub: HubProc, stores) -> None
     assert tag in a("hub", "list", "--token", reader, check=True).stdout
 
 
+@pytest.mark.slow
 def test_login_file_is_private_and_env_overrides_it(tmp_path: Path, hub: HubProc, stores) -> None:
     a, _, token = stores
     path = a.home / "hub.yaml"
