@@ -365,3 +365,45 @@ def test_two_hubs_on_one_postgres_and_bucket(tmp_path: Path, moto_s3, postgres) 
         assert cb.delete(f"{API}/models/shared/v1").status_code == 200
         assert ca.get(f"{API}/models/shared/v1").status_code == 404
         assert ca.get(f"{API}/models").json()["total"] == 1
+
+
+def test_interrupted_upload_leaves_nothing(hub) -> None:
+    """A client that dies mid-blob leaves no blob and no temporary file behind."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    claimed = sha(b"never finished")
+    url = urlsplit(hub.url)
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        head = (
+            f"PUT {API}/blobs/{claimed} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {hub.token}\r\n"
+            f"Content-Length: {10 << 20}\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b"x" * (3 << 20))
+        tmp = hub.data / "blobs" / ".tmp"
+        deadline = time.monotonic() + 30
+        while not list(tmp.iterdir()) and time.monotonic() < deadline:  # the server is writing it
+            time.sleep(0.05)
+        assert list(tmp.iterdir()), "the upload never started"
+    deadline = time.monotonic() + 30
+    while list(tmp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp.iterdir()) == []
+    assert claimed not in stored_blobs(hub.data)
+    with hub.client(hub.token) as c:
+        assert c.post(f"{API}/blobs/missing", json={"sha256": [claimed]}).json()["missing"] == [claimed]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--db", "nonsense"), "is not a database URL"),
+        (("--db", "postgresql://user:s3cret@127.0.0.1:1/hub"), "cannot use the hub database"),
+        (("--storage", "ftp://somewhere"), "unsupported --storage"),
+    ],
+)
+def test_serve_refuses_bad_settings_in_one_line(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
+    proc = hub_cli("hub", "serve", "--data", str(tmp_path / "hub"), "--port", "1", *args, check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and expected in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "s3cret" not in proc.stderr

@@ -229,7 +229,7 @@ def openapi_spec() -> dict[str, Any]:
                         "schema": {"type": "string", "enum": ["created", "size", "name", "pushed"], "default": "created"},
                     },
                     {"name": "order", "in": "query", "schema": {"type": "string", "enum": ["desc", "asc"], "default": "desc"}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
                     {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
                 ],
                 "responses": {"200": _json("One page", "Listing"), **_errors("400", "401", "404")},

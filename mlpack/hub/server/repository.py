@@ -24,7 +24,7 @@ from .storage import Storage, open_storage
 from .tokens import Tokens, iso
 
 SORTS = {"created": entries.c.created_ts, "size": entries.c.size, "name": entries.c.name, "pushed": entries.c.pushed_at}
-MAX_LIMIT = 500
+MAX_LIMIT = 1000
 
 
 class Hub:
