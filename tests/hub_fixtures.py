@@ -75,11 +75,26 @@ class HubServer:
 
 
 @contextmanager
-def running_hub(data: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Iterator[HubServer]:
-    """``mlpack hub serve --data DATA ARGS`` on 127.0.0.1 and a free port, until /readyz answers."""
+def running_hub(data: Path | None, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Iterator[HubServer]:
+    """``mlpack hub serve --data DATA ARGS`` on 127.0.0.1 and a free port, until /readyz answers.
+
+    With ``data=None`` no ``--data`` is given: the hub uses ``$MLPACK_HOME/hub`` from ``env``.
+    """
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="mlpack-hub-", suffix=".log")[1])
-    cmd = [sys.executable, "-m", "mlpack", "hub", "serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(data), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlpack",
+        "hub",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *(["--data", str(data)] if data else []),
+        *args,
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=_env(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
     server = HubServer(proc, f"http://127.0.0.1:{port}", log)

@@ -407,3 +407,20 @@ def test_serve_refuses_bad_settings_in_one_line(tmp_path: Path, args: tuple[str,
     proc = hub_cli("hub", "serve", "--data", str(tmp_path / "hub"), "--port", "1", *args, check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and expected in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "s3cret" not in proc.stderr
+
+
+def test_readme_server_commands(tmp_path: Path) -> None:
+    """The README's token and serve commands, as written (the port aside), on the default data dir."""
+    env = {"MLPACK_HOME": str(tmp_path / "home")}
+    created = hub_cli("hub", "token", "create", "alice", env=env)
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("mlph_") and "shown only now" in created.stderr
+    hub_cli("hub", "token", "create", "ci", "--read-only", env=env)
+    table = hub_cli("hub", "token", "list", env=env).stdout
+    assert [line.split()[:2] for line in table.splitlines()[1:]] == [["alice", "read-write"], ["ci", "read-only"]]
+    hub_cli("hub", "token", "revoke", "ci", env=env)
+    assert "ci" not in hub_cli("hub", "token", "list", env=env).stdout.split()
+    assert (tmp_path / "home" / "hub" / "hub.db").is_file()
+    with running_hub(None, env=env) as server, server.client(token) as c:
+        assert c.get(f"{API}/models", params={"q": "iris"}).json()["total"] == 0
+        assert c.get(f"{API}/whoami").json()["name"] == "alice"
