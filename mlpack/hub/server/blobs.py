@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import sqlalchemy as sa
 
 from ...exceptions import ServiceUnavailable
-from .db import Database, blobs, entry_files
+from .db import Database, blobs, entry_files, retry_transient
 from .storage import Storage
 
 log = logging.getLogger("mlpack.hub")
@@ -33,8 +33,15 @@ def touch_present(conn: sa.Connection, digests: Iterable[str], now: float) -> di
     wanted = sorted(set(digests))
     found: dict[str, int] = {}
     for chunk in batched(wanted):
-        conn.execute(blobs.update().where(blobs.c.sha256.in_(chunk), blobs.c.state == "present").values(touched_at=now))
-        rows = conn.execute(sa.select(blobs.c.sha256, blobs.c.size).where(blobs.c.sha256.in_(chunk), blobs.c.state == "present"))
+        # rows are locked in sha256 order, so two pushes sharing blobs never deadlock
+        rows = conn.execute(
+            sa.select(blobs.c.sha256, blobs.c.size)
+            .where(blobs.c.sha256.in_(chunk), blobs.c.state == "present")
+            .order_by(blobs.c.sha256)
+            .with_for_update()
+        ).all()
+        if rows:
+            conn.execute(blobs.update().where(blobs.c.sha256.in_([r.sha256 for r in rows])).values(touched_at=now))
         found.update({r.sha256: int(r.size) for r in rows})
     return found
 
@@ -45,9 +52,12 @@ class BlobIndex:
 
     def missing(self, digests: Sequence[str]) -> list[str]:
         """The digests the hub lacks; those it has are touched, so a push can rely on them."""
-        with self.db.write() as conn:
-            found = touch_present(conn, digests, time.time())
-        return sorted(set(digests) - set(found))
+
+        def touch() -> dict[str, int]:
+            with self.db.write() as conn:
+                return touch_present(conn, digests, time.time())
+
+        return sorted(set(digests) - set(retry_transient(touch)))
 
     def state(self, sha256: str) -> tuple[str, int] | None:
         with self.db.read() as conn:

@@ -9,8 +9,9 @@ or bundle version, with its exact manifest text), ``entry_files``, ``entry_label
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -18,6 +19,9 @@ from sqlalchemy import event
 from ...exceptions import ConfigError, MissingDependency
 
 metadata = sa.MetaData()
+T = TypeVar("T")
+# PostgreSQL: serialization failure, deadlock detected; worth running the transaction again
+_TRANSIENT = {"40001", "40P01"}
 
 tokens = sa.Table(
     "tokens",
@@ -170,3 +174,19 @@ def _sqlite_transactions(engine: sa.Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("mlpack_immediate") else "BEGIN")
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, sa.exc.OperationalError) and getattr(exc.orig, "sqlstate", None) in _TRANSIENT
+
+
+def retry_transient(fn: Callable[[], T], attempts: int = 4) -> T:
+    """Run the transaction ``fn`` again after a deadlock or serialization failure."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except sa.exc.OperationalError as exc:
+            if not is_transient(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -17,7 +17,7 @@ from ...exceptions import AlreadyExists, AmbiguousTag, BadInput, ConfigError, In
 from ...tag import LATEST
 from .blobs import BlobIndex, touch_present
 from .config import HubConfig
-from .db import Database, bundle_models, entries, entry_files, entry_labels, settings
+from .db import Database, bundle_models, entries, entry_files, entry_labels, retry_transient, settings
 from .errors import Conflict
 from .manifests import KINDS, NOUNS, Push
 from .storage import Storage, open_storage
@@ -68,6 +68,10 @@ class Hub:
     # -- writing ---------------------------------------------------------------------------
     def commit(self, push: Push, pushed_by: str) -> dict[str, Any]:
         """Make ``push`` visible in one transaction, or refuse it with a 409 naming what is wrong."""
+        retry_transient(lambda: self._commit(push, pushed_by))
+        return self.get(push.kind, push.name, push.version)
+
+    def _commit(self, push: Push, pushed_by: str) -> None:
         noun = NOUNS[push.kind]
         tag = f"{push.name}:{push.version}"
         now = time.time()
@@ -129,7 +133,6 @@ class Hub:
                     )
         except sa.exc.IntegrityError:  # a concurrent push of the same tag committed first
             raise AlreadyExists(f"{noun} {tag} is already on the hub; tags are immutable, push a new version") from None
-        return self.get(push.kind, push.name, push.version)
 
     def _lock_models(self, conn: sa.Connection, push: Push, tag: str) -> None:
         """The bundle's models must be on the hub; lock them so a delete cannot slip in before commit."""
