@@ -424,3 +424,18 @@ def test_readme_server_commands(tmp_path: Path) -> None:
     with running_hub(None, env=env) as server, server.client(token) as c:
         assert c.get(f"{API}/models", params={"q": "iris"}).json()["total"] == 0
         assert c.get(f"{API}/whoami").json()["name"] == "alice"
+
+
+def test_server_never_imports_serve_or_runner(tmp_path: Path) -> None:
+    """House rule: the hub server (its app with the web UI mounted) stays clear of the serving stack."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from mlpack.hub.server.app import create_app;"
+        "from mlpack.hub.server.config import HubConfig;"
+        f"app = create_app(HubConfig(data_dir=Path({str(tmp_path / 'hub')!r})));"
+        "print(sorted(m for m in sys.modules if m in ('mlpack.serve', 'mlpack.runner', 'mlpack.batching', 'sklearn')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

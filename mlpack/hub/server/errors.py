@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ...exceptions import MlpackError
+from ...exceptions import InUse, MlpackError
 
 
 class Unauthorized(MlpackError):
@@ -27,3 +27,9 @@ class Conflict(MlpackError):
 
 class TooLarge(MlpackError):
     http_status = 413
+
+
+class InUseConflict(InUse):
+    def __init__(self, message: str, used_by: list[str]) -> None:
+        super().__init__(message)
+        self.fields = {"used_by": used_by}
