@@ -144,7 +144,9 @@ def test_push_pull_then_serve_the_pulled_bundle(tmp_path: Path, hub: HubProc, st
 
     listed = json.loads(b("hub", "list", "bundles", "-o", "json", check=True).stdout)
     assert [i["tag"] for i in listed["items"]] == [tag] and listed["items"][0]["pushed_by"] == "alice"
-    assert model_tag in b("hub", "list", "models", "-q", "iris", check=True).stdout
+    assert model_tag in b("hub", "list", "models", "-q", "iris", check=True).stdout  # a table
+    found = json.loads(b("hub", "list", "models", "-q", "iris", "--label", "team=ds", "-o", "json", check=True).stdout)
+    assert [i["tag"] for i in found["items"]] == [model_tag]
     assert b("hub", "list", "models", "--label", "team=other", "-o", "json", check=True).stdout.count('"tag"') == 0
 
     pulled = b("pull", tag)
