@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -128,6 +129,8 @@ def routes(hub: Hub) -> list[Route]:
         if declared and declared.isdigit() and int(declared) > config.max_blob_size:
             raise TooLarge(f"blob is larger than the hub's limit of {config.max_blob_size} bytes")
         writer = await run_in_threadpool(hub.storage.writer, sha)
+        loop = asyncio.get_running_loop()
+        pending: asyncio.Future[None] | None = None
         try:
             buffer, size = bytearray(), 0
             async for chunk in request.stream():
@@ -136,12 +139,21 @@ def routes(hub: Hub) -> list[Route]:
                     raise TooLarge(f"blob is larger than the hub's limit of {config.max_blob_size} bytes")
                 buffer += chunk
                 if len(buffer) >= UPLOAD_CHUNK:
-                    await run_in_threadpool(writer.write, bytes(buffer))
+                    # hash and write one chunk in a thread while the next one arrives (two in memory at most)
+                    data = bytes(buffer)
                     buffer.clear()
+                    if pending is not None:
+                        await pending
+                    pending = loop.run_in_executor(None, writer.write, data)
+            if pending is not None:
+                await pending
+                pending = None
             if buffer:
                 await run_in_threadpool(writer.write, bytes(buffer))
             size = await run_in_threadpool(writer.commit)
         except BaseException:
+            if pending is not None:
+                await asyncio.wait([pending])
             await run_in_threadpool(writer.abort)
             raise
         await run_in_threadpool(hub.blobs.record, sha, size)
