@@ -29,7 +29,7 @@ class Hub(HubReads):
     def __init__(self, config: HubConfig, db: Database | None = None, storage: Storage | None = None) -> None:
         self.config = config
         if db is None and not config.db_url:
-            config.data_dir.mkdir(parents=True, exist_ok=True)
+            config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the token hashes live here
         self.db = db or Database(config.database_url)
         self.storage = storage or open_storage(config.storage_url, config.data_dir, config.s3_endpoint_url)
         self.tokens = Tokens(self.db)
@@ -177,4 +177,6 @@ class Hub(HubReads):
         return {"deleted": f"{name}:{resolved}", "kind": kind, "used_by": used_by, "blobs_collected": collected}
 
     def collect_garbage(self) -> int:
+        """Collect unreferenced blobs, and uploads a killed server left unfinished."""
+        self.storage.sweep()
         return self.blobs.collect(self.config.gc_grace_seconds)

@@ -46,6 +46,7 @@ class Storage(Protocol):
     def open(self, sha256: str) -> Iterator[bytes]: ...
     def delete(self, sha256: str) -> None: ...
     def check(self) -> None: ...
+    def sweep(self) -> None: ...
 
 
 def open_storage(url: str | None, data_dir: Path, endpoint_url: str | None = None) -> Storage:
@@ -106,8 +107,12 @@ class LocalStorage:
         self.tmp = self.root / ".tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.description = f"directory {self.root}"
+        self.sweep()
+
+    def sweep(self) -> None:
+        """Remove uploads a killed server left behind (a day old: never one in progress)."""
         cutoff = time.time() - _STALE_SECONDS
-        for entry in os.scandir(self.tmp):  # uploads a killed server left behind
+        for entry in os.scandir(self.tmp):
             with contextlib.suppress(OSError):
                 if entry.stat().st_mtime < cutoff:
                     os.unlink(entry.path)
@@ -220,8 +225,12 @@ class S3Storage:
         )
         self.description = f"s3://{bucket}/{prefix}" + (f" at {endpoint_url}" if endpoint_url else "")
 
+    @property
+    def blob_prefix(self) -> str:
+        return f"{self.prefix}/blobs/" if self.prefix else "blobs/"
+
     def key(self, sha256: str) -> str:
-        return f"{self.prefix}/blobs/{sha256[:2]}/{sha256}" if self.prefix else f"blobs/{sha256[:2]}/{sha256}"
+        return f"{self.blob_prefix}{sha256[:2]}/{sha256}"
 
     def writer(self, sha256: str) -> BlobWriter:
         return _S3Writer(self, sha256)
@@ -253,6 +262,18 @@ class S3Storage:
 
     def check(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)
+
+    def sweep(self) -> None:
+        """Abort multipart uploads under our prefix that a killed server left open for a day."""
+        from datetime import datetime, timedelta, timezone
+
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=_STALE_SECONDS)
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=self.blob_prefix)
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < cutoff:
+                    with contextlib.suppress(Exception):
+                        self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
 
 
 def _stream_body(body: Any) -> Iterator[bytes]:

@@ -52,12 +52,16 @@ class Tokens:
         """A new token for ``name``; the only time its text is available."""
         name = validate_part(name, "token name")
         token = PREFIX + secrets.token_urlsafe(32)
-        with self.db.write() as conn:
-            if conn.execute(sa.select(tokens.c.name).where(tokens.c.name == name)).first():
-                raise AlreadyExists(f"a token named {name!r} already exists; revoke it first or choose another name")
-            conn.execute(
-                tokens.insert().values(name=name, token_sha256=_digest(token), read_only=read_only, created_at=time.time())
-            )
+        taken = AlreadyExists(f"a token named {name!r} already exists; revoke it first or choose another name")
+        try:
+            with self.db.write() as conn:
+                if conn.execute(sa.select(tokens.c.name).where(tokens.c.name == name)).first():
+                    raise taken
+                conn.execute(
+                    tokens.insert().values(name=name, token_sha256=_digest(token), read_only=read_only, created_at=time.time())
+                )
+        except sa.exc.IntegrityError:  # the same name, created concurrently
+            raise taken from None
         return token
 
     def list(self) -> list[TokenInfo]:
