@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 UPLOAD_CHUNK = 1 << 20
 
 
+def _write_all(writer: Any, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        writer.write(chunk)
+
+
 def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -132,24 +137,25 @@ def routes(hub: Hub) -> list[Route]:
         loop = asyncio.get_running_loop()
         pending: asyncio.Future[None] | None = None
         try:
-            buffer, size = bytearray(), 0
+            batch: list[bytes] = []
+            batched = size = 0
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > config.max_blob_size:
                     raise TooLarge(f"blob is larger than the hub's limit of {config.max_blob_size} bytes")
-                buffer += chunk
-                if len(buffer) >= UPLOAD_CHUNK:
-                    # hash and write one chunk in a thread while the next one arrives (two in memory at most)
-                    data = bytes(buffer)
-                    buffer.clear()
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= UPLOAD_CHUNK:
+                    # hash and write ~1 MiB in a thread while the next arrives (no copies; two in memory at most)
                     if pending is not None:
                         await pending
-                    pending = loop.run_in_executor(None, writer.write, data)
+                    pending = loop.run_in_executor(None, _write_all, writer, batch)
+                    batch, batched = [], 0
             if pending is not None:
                 await pending
                 pending = None
-            if buffer:
-                await run_in_threadpool(writer.write, bytes(buffer))
+            if batch:
+                await run_in_threadpool(_write_all, writer, batch)
             size = await run_in_threadpool(writer.commit)
         except BaseException:
             if pending is not None:
