@@ -16,6 +16,7 @@ under 200 MB. The exit status is 1 when a target is missed (unless --no-fail).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -76,6 +78,35 @@ def vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
+@contextlib.contextmanager
+def running_hub(data: Path) -> Iterator[tuple[str, str, int]]:
+    """``mlpack hub serve`` on a free port with a new token: (url, token, pid)."""
+    mlpack = [sys.executable, "-m", "mlpack"]
+    home = data.parent / f"{data.name}-home"
+    token = subprocess.run([*mlpack, "hub", "token", "create", "bench", "--data", str(data)], env=env_for(home), cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    hub = subprocess.Popen([*mlpack, "hub", "serve", "--port", str(port), "--data", str(data), "--no-access-log"],
+                           env=env_for(home), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if hub.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the hub did not start")
+            time.sleep(0.1)
+        yield url, token, hub.pid
+    finally:
+        os.killpg(hub.pid, signal.SIGTERM)
+        hub.wait(timeout=30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=500)
@@ -91,57 +122,37 @@ def main() -> int:
         name, version = tag.split(":")
         entry = store_a / "models" / name / version
         size_mb = sum(p.stat().st_size for p in entry.rglob("*") if p.is_file()) / 2**20
-        data = base / "hub"
-        token = subprocess.run([*mlpack, "hub", "token", "create", "bench", "--data", str(data)], env=env_for(base / "h"),
-                               cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        hub = subprocess.Popen([*mlpack, "hub", "serve", "--port", str(port), "--data", str(data), "--no-access-log"],
-                               env=env_for(base / "h"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if hub.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the hub did not start")
-                time.sleep(0.1)
-            hub_env = {"MLPACK_HUB_URL": url, "MLPACK_HUB_TOKEN": token}
-            transfers, copies, push_rss, pull_rss, cpus, hub_cpus, cp_cpus = [], [], [], [], [], [], []
-            for i in range(args.runs):
-                store_b = base / f"b{i}"
-                if i:  # a fresh hub state for every round: delete what the last round pushed
-                    httpx.delete(f"{url}/api/v1/models/{name}/{version}", headers={"Authorization": f"Bearer {token}"})
-                hub_before = cpu_seconds(hub.pid)
+        transfers, copies, push_rss, pull_rss, hub_rss, cpus, hub_cpus, cp_cpus = [], [], [], [], [], [], [], []
+        for i in range(args.runs):
+            with running_hub(base / f"hub{i}") as (url, token, hub_pid):  # a fresh hub: every blob is sent
+                hub_env = {"MLPACK_HUB_URL": url, "MLPACK_HUB_TOKEN": token}
+                hub_before = cpu_seconds(hub_pid)
                 push_s, push_cpu, push_mb = measured([*mlpack, "models", "push", tag], {**env_for(store_a), **hub_env})
-                pull_s, pull_cpu, pull_mb = measured([*mlpack, "models", "pull", tag], {**env_for(store_b), **hub_env})
-                hub_cpus.append(cpu_seconds(hub.pid) - hub_before)
-                cpus.append(push_cpu + pull_cpu)
-                transfers.append(push_s + pull_s)
-                push_rss.append(push_mb)
-                pull_rss.append(pull_mb)
-                print(f"round {i + 1}: push {push_s:.2f}s ({push_mb:.0f} MB RSS), pull {pull_s:.2f}s ({pull_mb:.0f} MB RSS)")
-                shutil.rmtree(store_b)
-                first, second = base / f"copy1-{i}", base / f"copy2-{i}"
-                cp1, cp1_cpu, _ = measured(["cp", "-r", str(entry), str(first)])
-                cp2, cp2_cpu, _ = measured(["cp", "-r", str(first), str(second)])
-                copies.append(cp1 + cp2)
-                cp_cpus.append(cp1_cpu + cp2_cpu)
-                print(f"round {i + 1}: cp {cp1:.2f}s + cp {cp2:.2f}s")
-                shutil.rmtree(first)
-                shutil.rmtree(second)
-            hub_mb = vm_hwm_mb(hub.pid)
-        finally:
-            os.killpg(hub.pid, signal.SIGTERM)
-            hub.wait(timeout=30)
+                pull_s, pull_cpu, pull_mb = measured([*mlpack, "models", "pull", tag], {**env_for(base / f"b{i}"), **hub_env})
+                hub_cpus.append(cpu_seconds(hub_pid) - hub_before)
+                hub_rss.append(vm_hwm_mb(hub_pid))
+            cpus.append(push_cpu + pull_cpu)
+            transfers.append(push_s + pull_s)
+            push_rss.append(push_mb)
+            pull_rss.append(pull_mb)
+            print(f"round {i + 1}: push {push_s:.2f}s ({push_mb:.0f} MB RSS), pull {pull_s:.2f}s ({pull_mb:.0f} MB RSS)")
+            shutil.rmtree(base / f"b{i}")
+            shutil.rmtree(base / f"hub{i}")
+            first, second = base / f"copy1-{i}", base / f"copy2-{i}"
+            cp1, cp1_cpu, _ = measured(["cp", "-r", str(entry), str(first)])
+            cp2, cp2_cpu, _ = measured(["cp", "-r", str(first), str(second)])
+            copies.append(cp1 + cp2)
+            cp_cpus.append(cp1_cpu + cp2_cpu)
+            print(f"round {i + 1}: cp {cp1:.2f}s + cp {cp2:.2f}s")
+            shutil.rmtree(first)
+            shutil.rmtree(second)
+        hub_mb = max(hub_rss)
     transfer, copy = statistics.median(transfers), statistics.median(copies)
     ratio = transfer / copy
     client_mb = max(max(push_rss), max(pull_rss))
-    print(f"model: {size_mb:.0f} MB in {args.runs} round(s)")
+    load = os.getloadavg()[0]
+    print(f"model: {size_mb:.0f} MB in {args.runs} round(s); load average {load:.1f} on {os.cpu_count()} CPUs"
+          + (" (busy machine: CPU-bound work waits, so wall-time ratios are inflated)" if load > (os.cpu_count() or 1) else ""))
     print(f"push + pull: {transfer:.2f}s   cp twice: {copy:.2f}s   ratio: {ratio:.2f}x (target <= 3x)")
     print(f"CPU seconds: push + pull clients {statistics.median(cpus):.2f}, hub {statistics.median(hub_cpus):.2f}, "
           f"cp twice {statistics.median(cp_cpus):.2f} (hashing every byte on the receiving side is most of it)")

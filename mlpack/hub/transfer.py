@@ -21,16 +21,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..exceptions import AlreadyExists, IntegrityError, NotFound
-from ..provenance import FILENAME as PROVENANCE
 from ..provenance import Provenance, write_provenance
 from ..settings import Settings
 from ..store import Store
 from ..tag import Tag
-from ..yamlio import loads_yaml
-from .client import CHUNK, Advance, HubClient, MissingBlobs
+from .checks import checked_files, copy_verified, manifest_text, parse_manifest, safe_rel, sha256_text
+from .client import Advance, HubClient, MissingBlobs
 
 MANIFESTS = {"models": "model.yaml", "bundles": "bundle.yaml"}
-MAX_MANIFEST = 16 << 20
 # ``progress(description, total_bytes)`` yields a function that advances the bar
 Progress = Callable[[str, int], AbstractContextManager[Advance]]
 
@@ -62,35 +60,6 @@ class _Sources:
     """Verified local files by sha256, reused instead of downloading a blob again."""
 
     paths: dict[str, Path] = field(default_factory=dict)
-
-
-def _sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _safe_rel(rel: str, manifest: str) -> PurePosixPath:
-    pure = PurePosixPath(rel)
-    if (
-        not rel
-        or rel.startswith("/")
-        or "\\" in rel
-        or "\0" in rel
-        or pure.is_absolute()
-        or any(p in ("..", ".", "") for p in rel.split("/"))
-        or rel in (manifest, PROVENANCE)
-    ):
-        raise IntegrityError(f"refusing file path {rel!r}: it would leave the entry or replace its manifest")
-    return pure
-
-
-def _parse_manifest(text: str, where: str) -> dict[str, Any]:
-    try:
-        data = loads_yaml(text)
-    except ValueError as exc:
-        raise IntegrityError(f"{where}: the manifest is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
-        raise IntegrityError(f"{where}: the manifest is not a mapping with a files section")
-    return data
 
 
 def _local_state(store: Store, tag: Tag, manifest_sha256: str) -> str | None:
@@ -137,17 +106,17 @@ def push_dir(client: HubClient, kind: str, root: Path, progress: Progress = no_p
         text = (root / manifest_name).read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise IntegrityError(f"cannot read {root / manifest_name}: {exc}") from exc
-    data = _parse_manifest(text, str(root))
+    data = parse_manifest(text, str(root))
     tag = Tag.validated(str(data.get("name")), str(data.get("version")))
     assert tag.version is not None
-    manifest_sha = _sha256_text(text)
+    manifest_sha = sha256_text(text)
     existing = client.entry(kind, tag.name, tag.version)
     if existing is not None:
         return _same_or_conflict(client, kind, tag, existing, manifest_sha)
     files: dict[str, dict[str, Any]] = {}
     first_path: dict[str, Path] = {}
     for rel, digest in data.get("files", {}).items():
-        _safe_rel(rel, manifest_name)
+        safe_rel(rel, manifest_name)
         path = root / rel
         try:
             size = path.stat().st_size
@@ -245,11 +214,11 @@ def _pull_entry(
 ) -> Moved:
     tag = Tag.validated(str(record.get("name")), str(record.get("version")))
     assert tag.version is not None
-    text = _manifest_text(client, record)
-    manifest = _parse_manifest(text, f"{kind[:-1]} {tag} on hub {client.url}")
+    text = manifest_text(client, record)
+    manifest = parse_manifest(text, f"{kind[:-1]} {tag} on hub {client.url}")
     if (manifest.get("name"), manifest.get("version")) != (tag.name, tag.version):
         raise IntegrityError(f"hub {client.url}: the manifest of {tag} names {manifest.get('name')}:{manifest.get('version')}")
-    files = _checked_files(record, manifest, store.manifest, f"{kind[:-1]} {tag} on hub {client.url}")
+    files = checked_files(record, manifest, store.manifest, f"{kind[:-1]} {tag} on hub {client.url}")
     state = _local_state(store, tag, str(record["manifest_sha256"]))
     if state == "present":
         if before_commit is not None:
@@ -272,43 +241,6 @@ def _pull_entry(
     return Moved(kind, tag, "done", got_blobs, got_bytes, len(files), reused=reused)
 
 
-def _manifest_text(client: HubClient, record: Mapping[str, Any]) -> str:
-    expected = str(record.get("manifest_sha256") or "")
-    text = record.get("manifest_text")
-    if not isinstance(text, str):
-        if len(expected) != 64:
-            raise IntegrityError(f"hub {client.url} sent no manifest_sha256 for {record.get('name')}:{record.get('version')}")
-        raw = client.read_blob(expected, MAX_MANIFEST)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = ""
-    if _sha256_text(text) != expected:
-        raise IntegrityError(
-            f"the manifest of {record.get('name')}:{record.get('version')} from hub {client.url} does not match its "
-            "sha256 (tampered or corrupt); nothing was saved"
-        )
-    return text
-
-
-def _checked_files(
-    record: Mapping[str, Any], manifest: Mapping[str, Any], manifest_name: str, where: str
-) -> dict[str, tuple[str, int]]:
-    """The hub's file list, which must name exactly the files and hashes the manifest records."""
-    listed = record.get("files") or {}
-    recorded = {str(k): str(v) for k, v in (manifest.get("files") or {}).items()}
-    files: dict[str, tuple[str, int]] = {}
-    for rel, meta in listed.items():
-        _safe_rel(rel, manifest_name)
-        digest, size = str(meta.get("sha256")), int(meta.get("size"))
-        if size < 0 or len(digest) != 64:
-            raise IntegrityError(f"{where}: bad record for file {rel}")
-        files[rel] = (digest, size)
-    if {rel: d for rel, (d, _) in files.items()} != recorded:
-        raise IntegrityError(f"{where}: the hub's file list does not match the manifest's recorded hashes; nothing was saved")
-    return files
-
-
 def _fill(
     client: HubClient, staged: Path, files: Mapping[str, tuple[str, int]], sources: _Sources, progress: Progress, what: str
 ) -> tuple[int, int, int]:
@@ -323,7 +255,7 @@ def _fill(
             dest = staged.joinpath(*PurePosixPath(rel).parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
             source = sources.paths.get(digest)
-            if source is not None and _copy_verified(source, dest, digest):
+            if source is not None and copy_verified(source, dest, digest):
                 copied += 1
                 continue
             client.download_blob(digest, dest, size, advance)
@@ -332,15 +264,3 @@ def _fill(
             fetched += size
     return blobs, fetched, copied
 
-
-def _copy_verified(source: Path, dest: Path, digest: str) -> bool:
-    """Copy ``source`` to ``dest`` if its content still hashes to ``digest``."""
-    seen = hashlib.sha256()
-    try:
-        with open(source, "rb") as src, open(dest, "wb") as out:
-            while chunk := src.read(CHUNK):
-                seen.update(chunk)
-                out.write(chunk)
-    except OSError:
-        return False
-    return seen.hexdigest() == digest
