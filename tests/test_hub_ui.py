@@ -236,9 +236,16 @@ def test_bearer_header_reads_pages_and_bad_paths_are_404(filled: Filled) -> None
         assert "default-src 'none'" in page.headers["content-security-policy"]
         assert "<script" not in page.text and "http://" not in page.text.replace(filled.url, "")
         assert ui.get("/models/tree_clf/latest").status_code == 200
+        versions = ui.get("/models/tree_clf")  # every version of one name, the latest marked
+        tree_version = filled.other_model.split(":")[1]
+        assert versions.status_code == 200 and f'href="/models/tree_clf/{tree_version}"' in versions.text
+        assert '<span class="pill">latest</span>' in versions.text
         assert ui.get("/models/no_such_model/latest").status_code == 404
         assert ui.get("/models/Bad..Name/latest").status_code == 404
         assert ui.get("/api/v1/models").status_code == 200  # the API still answers under the UI
     assert httpx.get(filled.url + "/models", headers={"Authorization": "Bearer mlph_nope"}).status_code == 401
-    redirect = httpx.get(filled.url + "/login", params={"next": "//evil.example/"})
-    assert 'name="next" value="/"' in redirect.text
+    for target in ("//evil.example/", "/\t/evil.example/", "https://evil.example/"):
+        login = httpx.get(filled.url + "/login", params={"next": target})
+        assert 'name="next" value="/"' in login.text, target
+    login = httpx.get(filled.url + "/login", params={"next": "/bundles?q=iris"})
+    assert 'name="next" value="/bundles?q=iris"' in login.text

@@ -277,7 +277,10 @@ def _is_tag(text: str) -> bool:
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site (never ``//host`` or a scheme) may follow a login."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target or "\n" in target:
+    # browsers drop tabs and newlines inside URLs, so "/\t/host" would become "//host"
+    if not target or not target.startswith("/") or "\\" in target or any(ord(c) < 33 or c == "\x7f" for c in target):
+        return "/"
+    if target.startswith("//"):
         return "/"
     return target
 
