@@ -439,3 +439,77 @@ def test_server_never_imports_serve_or_runner(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_collection_never_breaks_a_concurrent_push(tmp_path: Path, moto_s3, postgres) -> None:  # noqa: F811
+    """Two hubs, no grace period: one keeps deleting (collecting) while the other pushes entries that
+    share a blob with them. A commit either refuses (409 missing: upload again) or yields an entry
+    whose every file downloads intact; never an entry pointing at a collected blob."""
+    import time
+
+    bucket = moto_s3.new_bucket()
+    db = postgres.new_database()
+    token = hub_token(tmp_path / "a", "alice", db=db)
+    common = ("--db", db, "--storage", f"s3://{bucket}/hub", "--s3-endpoint-url", moto_s3.endpoint, "--gc-grace", "0")
+    shared = b"weights both sides use" * 1000
+    failures: list[str] = []
+    committed: list[str] = []
+
+    def put_blobs(c, blobs: list[bytes]) -> None:
+        for data in blobs:
+            for _ in range(50):
+                r = c.put(f"{API}/blobs/{sha(data)}", content=data)
+                if r.status_code != 503:  # 503: being collected right now; send it again
+                    break
+                time.sleep(0.05)
+            assert r.status_code in (200, 201), r.text
+
+    def pusher(server) -> None:
+        with server.client(token) as c:
+            for i in range(12):
+                files = {"shared.bin": shared, "own.bin": f"own {i}".encode()}
+                text = manifest("models", "gc-push", f"v{i}", files)
+                for _ in range(20):
+                    put_blobs(c, [text.encode(), *files.values()])
+                    r = push(c, "models", "gc-push", f"v{i}", files, send_blobs=False)
+                    if r.status_code != 409:
+                        break
+                if r.status_code != 201:
+                    failures.append(f"v{i}: {r.status_code} {r.text}")
+                    continue
+                committed.append(f"v{i}")
+                for rel, data in files.items():
+                    got = c.get(f"{API}/models/gc-push/v{i}/files/{rel}")
+                    if got.status_code != 200 or got.content != data:
+                        failures.append(f"v{i}/{rel}: {got.status_code} after commit")
+                assert c.delete(f"{API}/models/gc-push/v{i}").status_code == 200  # shared.bin is unreferenced again
+
+    def deleter(server) -> None:
+        with server.client(token) as c:
+            for i in range(12):
+                files = {"shared.bin": shared}
+                put_blobs(c, [manifest("models", "gc-churn", f"v{i}", files).encode(), shared])
+                if push(c, "models", "gc-churn", f"v{i}", files, send_blobs=False).status_code == 201:
+                    assert c.delete(f"{API}/models/gc-churn/v{i}").status_code == 200
+
+    def guarded(fn, server) -> None:
+        try:
+            fn(server)
+        except Exception as exc:  # noqa: BLE001 - a thread's failure fails the test
+            failures.append(f"{fn.__name__}: {exc!r}")
+
+    with (
+        running_hub(tmp_path / "a", *common, env=moto_s3.env) as a,
+        running_hub(tmp_path / "b", *common, env=moto_s3.env) as b,
+    ):
+        threads = [threading.Thread(target=guarded, args=(pusher, a)), threading.Thread(target=guarded, args=(deleter, b))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert failures == [] and len(committed) == 12
+        with a.client(token) as c:  # everything deleted: with no grace, nothing stays in the bucket
+            c.delete(f"{API}/models/none/v0")
+            assert c.get(f"{API}/models", params={"q": "gc-"}).json()["total"] == 0
+        assert moto_s3.keys(bucket) == []
