@@ -365,3 +365,18 @@ def test_pull_refuses_a_hub_answer_that_leaves_the_entry(tmp_path: Path) -> None
         with pytest.raises(IntegrityError, match="would leave the entry"):
             pull(client, "models", "m:v1", settings=settings)
     assert not (tmp_path / "evil").exists() and not (tmp_path / "home" / "models").exists()
+
+
+@pytest.mark.slow
+def test_a_damaged_local_file_is_refused_by_the_hub_and_named(hub: HubProc, stores) -> None:
+    a, _, token = stores
+    tag = save_iris(a)
+    name, version = tag.split(":")
+    stored = a.home / "models" / name / version / "saved_model.joblib"
+    data = bytearray(stored.read_bytes())
+    data[-1] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    res = a("models", "push", tag)
+    assert res.returncode != 0 and "local entry is damaged" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    with hub.api(token) as api:
+        assert api.get("/models").json()["total"] == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,14 @@ class HubAuthError(HubError):
     """The hub refused the token (401) or its rights (403)."""
 
     exit_code = 5
+
+
+class HubBusy(HubError):
+    """503: the hub asks to try again (e.g. the blob is being garbage-collected right now)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class MissingBlobs(HubError):
@@ -121,6 +130,12 @@ class HubClient:
             if "in use" in text or "used by" in text:
                 raise InUse(f"{text} (hub {self.url})")
             raise AlreadyExists(f"{text} (hub {self.url})")
+        if status == 503:
+            try:
+                retry_after = min(30.0, float(response.headers.get("retry-after", "1")))
+            except ValueError:
+                retry_after = 1.0
+            raise HubBusy(f"hub {self.url} is busy while {what}: {text}; try again", retry_after)
         if status in (400, 413, 422):
             raise BadInput(f"hub {self.url} rejected {what}: {text}")
         raise HubError(f"hub {self.url} failed while {what}: HTTP {status}: {text}")
@@ -191,10 +206,19 @@ class HubClient:
                     if advance:
                         advance(len(chunk))
                     yield chunk
+            if sent != size:
+                raise IntegrityError(f"{path} shrank while being pushed; push again")
 
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
         try:
-            self._send("PUT", f"/blobs/{digest}", content=chunks(), headers=headers, what=f"uploading {path.name}")
+            for attempt in range(4):
+                try:
+                    self._send("PUT", f"/blobs/{digest}", content=chunks(), headers=headers, what=f"uploading {path.name}")
+                    break
+                except HubBusy as exc:
+                    if attempt == 3:
+                        raise
+                    time.sleep(exc.retry_after)
         except BadInput:
             from ..store import sha256_file
 
