@@ -119,7 +119,7 @@ class Database:
 
     def create_schema(self) -> None:
         """Create missing tables; several servers starting at once on PostgreSQL take turns."""
-        with self.engine.begin() as conn:
+        with self.write() as conn:  # on SQLite, BEGIN IMMEDIATE: one process creates, the others see it
             if self.url.get_backend_name() == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(31006)"))
             metadata.create_all(conn)
