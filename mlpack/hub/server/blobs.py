@@ -103,8 +103,7 @@ class BlobIndex:
             return 0
         with self.db.read() as conn:
             doomed = [r.sha256 for r in conn.execute(sa.select(blobs.c.sha256).where(blobs.c.state == "deleting"))]
-        for sha in doomed:
-            self.storage.delete(sha)
+        self.storage.delete_many(doomed)  # rows stay "deleting" if this fails: the next round retries
         for chunk in batched(doomed):
             with self.db.write() as conn:
                 conn.execute(blobs.delete().where(blobs.c.sha256.in_(chunk), blobs.c.state == "deleting"))

@@ -45,6 +45,7 @@ class Storage(Protocol):
     def exists(self, sha256: str) -> bool: ...
     def open(self, sha256: str) -> Iterator[bytes]: ...
     def delete(self, sha256: str) -> None: ...
+    def delete_many(self, digests: list[str]) -> None: ...
     def check(self) -> None: ...
     def sweep(self) -> None: ...
 
@@ -136,6 +137,10 @@ class LocalStorage:
     def delete(self, sha256: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(sha256))
+
+    def delete_many(self, digests: list[str]) -> None:
+        for sha in digests:
+            self.delete(sha)
 
     def check(self) -> None:
         if not os.access(self.tmp, os.W_OK):
@@ -259,6 +264,14 @@ class S3Storage:
 
     def delete(self, sha256: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
+
+    def delete_many(self, digests: list[str]) -> None:
+        for i in range(0, len(digests), 1000):  # the most one DeleteObjects call takes
+            objects = [{"Key": self.key(sha)} for sha in digests[i : i + 1000]]
+            answer = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise OSError(f"S3 refused to delete {first.get('Key')}: {first.get('Message')}")
 
     def check(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)
