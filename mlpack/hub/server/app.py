@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
-import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import Any
@@ -203,17 +202,15 @@ def serve(config: HubConfig) -> None:
         "SQLite at " + str(config.data_dir / "hub.db") if not config.db_url else hub.db.url.render_as_string(hide_password=True)
     )
     log.info("hub on http://%s:%d (metadata: %s; files: %s)", config.host, config.port, where, hub.storage.description)
-    started = time.monotonic()
     uvicorn.run(
         app,
         host=config.host,
         port=config.port,
-        loop="uvloop",
-        http="httptools",
+        loop="auto",  # uvloop and httptools where installed
+        http="auto",
         lifespan="on",
         access_log=config.access_log,
         timeout_graceful_shutdown=30,
         log_level="info",
         log_config=log_config,
     )
-    log.debug("hub ran for %.0fs", time.monotonic() - started)
