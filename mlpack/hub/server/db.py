@@ -59,6 +59,7 @@ entries = sa.Table(
     sa.Column("pushed_by", sa.String(63), nullable=False),
     sa.Column("pushed_at", sa.Float, nullable=False),
     sa.UniqueConstraint("kind", "name", "version", name="uq_entry_tag"),
+    sa.Index("ix_entries_kind_created", "kind", "created_ts"),  # the default listing order
 )
 
 entry_files = sa.Table(
