@@ -46,7 +46,7 @@ def _root(
 
 def _register_commands() -> None:
     # imported for their side effect of adding commands to ``app``; each keeps heavy imports lazy
-    from . import bundle_commands, commands, deploy_commands  # noqa: F401
+    from . import bundle_commands, commands, deploy_commands, hub_client_commands, hub_commands  # noqa: F401
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
