@@ -196,6 +196,9 @@ class InputContract:
             for j, v in enumerate(row):
                 if first is None:
                     first = (i, j, v)
+                if isinstance(v, complex) or getattr(v, "dtype", None) is not None and v.dtype.kind == "c":
+                    first = (i, j, v)
+                    break
                 try:
                     float(v)
                 except (TypeError, ValueError):
