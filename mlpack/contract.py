@@ -116,11 +116,11 @@ class InputContract:
 
     def _check_shape(self, shape: tuple[int, ...], what: str) -> None:
         n = self.n_features
+        if shape and shape[0] == 0:
+            raise _bad("the input has no rows: send at least one row")
         if len(shape) != 2:
             rows = f"rows of {n} values" if n is not None else "rows of values"
             raise _bad(f"expected a 2-D table ({rows}), got {what} of shape {list(shape)}")
-        if shape[0] == 0:
-            raise _bad("the input has no rows: send at least one row")
         if n is not None and shape[1] != n:
             raise _bad(f"expected {n} columns, got {shape[1]}")
 
@@ -158,13 +158,22 @@ class InputContract:
     def _refuse_value(self, row: int, column: Any, value: Any) -> None:
         import math
 
-        where = f"column {column!r}" if isinstance(column, str) else f"column {column}"
+        where = self._where(column)
         value = float(value)
         if math.isnan(value):
             raise _bad(f"row {row} has a value that is not a number (NaN) in {where}; this model does not accept missing values")
         if math.isinf(value):
             raise _bad(f"row {row} has a value that is not finite ({value}) in {where}")
         raise _bad(f"row {row} has a value too large for float32 ({value:g}) in {where}; this model computes in float32 (at most 3.4e38)")
+
+    def _where(self, column: Any) -> str:
+        """``column 'debt'`` for a named one, ``column 3 ('debt')`` when the model knows the name."""
+        if isinstance(column, str):
+            return f"column {column!r}"
+        names = self.feature_names
+        if names is not None and isinstance(column, int) and 0 <= column < len(names):
+            return f"column {column} ({names[column]!r})"
+        return f"column {column}"
 
     def _check_objects(self, a: Any, columns: Sequence[Any] | None = None) -> None:
         """The slow path: an object array (nulls, strings or nested lists among numbers)."""
@@ -178,12 +187,12 @@ class InputContract:
                 if v is None:
                     if self.allow_nan:
                         continue
-                    where = f"column {column!r}" if isinstance(column, str) else f"column {column}"
+                    where = self._where(column)
                     raise _bad(f"{where} of row {i} is null; this model does not accept missing values")
                 if isinstance(v, (bool, np.bool_)):
                     continue
                 if not isinstance(v, (int, float, np.integer, np.floating)):
-                    where = f"column {column!r}" if isinstance(column, str) else f"column {column}"
+                    where = self._where(column)
                     raise _bad(f"{where} of row {i} is not a number ({_show(v)})")
                 f = float(v)
                 if (math.isnan(f) and not self.allow_nan) or math.isinf(f) or (self.dtype == "float32" and abs(f) > FLOAT32_MAX):
@@ -208,8 +217,7 @@ class InputContract:
                 continue
             break
         i, j, v = first if first is not None else (0, 0, None)
-        column = columns[j] if columns is not None else j
-        where = f"column {column!r}" if isinstance(column, str) else f"column {column}"
+        where = self._where(columns[j] if columns is not None else j)
         raise _bad(f"{where} of row {i} is not a number ({_show(v.item() if hasattr(v, 'item') else v)})")
 
     def _check_frame(self, df: Any) -> None:

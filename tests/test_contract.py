@@ -31,7 +31,7 @@ NAMED32 = InputContract(3, ("a", "b", "c"), None, "float32", True)
         (IRIS, [[1, 2, 3, 4], [1, 2, 3, {"a": 1}]], "column 3 of row 1 is not a number"),
         (IRIS, np.array([[1, 2, 3, 4]] * 3 + [[1, np.inf, 3, 4]]), "row 3 has a value that is not finite (inf) in column 1"),
         (IRIS, np.array([[1, 2, 3, np.nan]]), "row 0 has a value that is not a number (NaN) in column 3"),
-        (IRIS, [], "got a 1-D array of shape [0]"),
+        (IRIS, [], "the input has no rows"),
         (IRIS, np.zeros((0, 4)), "the input has no rows"),
         (IRIS, [1, 2, 3, 4], "expected a 2-D table (rows of 4 values), got a 1-D array"),
         (IRIS, [[[1, 2, 3, 4]]], "got a 3-D array of shape [1, 1, 4]"),
@@ -164,3 +164,31 @@ def test_model_saved_without_a_contract_still_serves(home: Path, tmp_path: Path,
     assert ok.status_code == 200 and ok.json() == iris_svc.predict(X[:5]).tolist()
     # the model itself refuses it, alone: a 422 with scikit-learn's message
     assert bad.status_code == 422 and "4 features" in bad.json()["error"]
+
+
+def readme_bad_input_examples() -> list[tuple[list[str], int, dict]]:
+    """The README's "What a client gets for bad input" requests: (curl words, status, body)."""
+    import shlex
+
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    section = text.split("### What a client gets for bad input", 1)[1].split("\n**Configuration**", 1)[0]
+    lines = section.splitlines()
+    found = []
+    for line, answer in zip(lines, lines[1:]):
+        if line.startswith("curl "):
+            status, _, body = answer.removeprefix("# ").partition(" ")
+            found.append((shlex.split(line), int(status), json.loads(body)))
+    return found
+
+
+def test_readme_bad_input_examples_are_what_the_server_answers(home: Path, tmp_path: Path, iris_svc) -> None:
+    examples = readme_bad_input_examples()
+    assert len(examples) >= 5
+    mlpack.sklearn.save_model("iris_clf", iris_svc, signatures={"predict": {"batchable": True, "batch_dim": 0}})
+    (tmp_path / "service.py").write_text((Path(__file__).parent.parent / "examples" / "iris" / "service.py").read_text())
+    with running_server("service.py:svc", home=home, cwd=tmp_path) as srv:
+        for words, status, body in examples:
+            url = next(w for w in words if w.startswith("localhost:3000"))
+            data = words[words.index("-d") + 1].encode()
+            res = httpx.post(srv.url + url.removeprefix("localhost:3000"), content=data, headers={"content-type": "application/json"})
+            assert (res.status_code, res.json()) == (status, body), words

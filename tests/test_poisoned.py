@@ -211,5 +211,25 @@ def test_poisoned_credit_risk_load(credit_project: Path, home: Path, workers: in
         results = _pound(srv.url, requests)
         huge = httpx.post(srv.url + "/classify", json={**SAMPLE, "debt": 1e300})
     _check(requests, expected, results)
-    assert huge.status_code == 422 and "too large for float32" in huge.json()["error"]
+    assert huge.status_code == 422 and "too large for float32 (1e+300) in column 3 ('debt')" in huge.json()["error"]  # as the README says
+    assert "Traceback" not in srv.output()
+
+
+@pytest.mark.slow
+def test_poisoned_load_on_the_0x_class_style_service(tmp_path: Path, home: Path, iris, iris_svc) -> None:
+    """The 0.x ``DataframeInput`` / ``batch=True`` API: the same runner, contract and isolation."""
+    project = tmp_path / "legacy"
+    shutil.copytree(EXAMPLES / "iris" / "legacy", project, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "MLPACK_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "main.py"], cwd=project, env=env, check=True, capture_output=True, timeout=300)
+    (project / "config.yaml").write_text(yaml.safe_dump(BATCHING))
+    requests, expected = iris_requests(iris, iris_svc, [p for p in IRIS_POISON if b"NaN" not in p], seed=3)
+    requests, expected = requests[:800], expected[:800]
+    assert expected.count(None) >= 10
+    args = ("--config", str(project / "config.yaml"))
+    with running_server("IrisClassifier:latest", home=home, cwd=project, args=args) as srv:
+        results = _pound(srv.url, requests)
+        metrics = httpx.get(srv.url + "/metrics").text
+    _check(requests, expected, results)
+    assert _metric(metrics, "mlpack_batch_size_count") < len(requests)  # concurrent frames shared model calls
     assert "Traceback" not in srv.output()
