@@ -65,6 +65,8 @@ class InputContract:
                 raise ValueError(f"{key} has {len(value)} entries for {n} features")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        # the largest magnitude the model computes with (precomputed: checked on every request)
+        object.__setattr__(self, "_limit", FLOAT32_MAX if self.dtype == "float32" else 1.7976931348623157e308)
         if not isinstance(self.allow_nan, bool):
             raise ValueError(f"allow_nan must be true or false, not {self.allow_nan!r}")
 
@@ -116,16 +118,17 @@ class InputContract:
 
     def _check_shape(self, shape: tuple[int, ...], what: str) -> None:
         n = self.n_features
-        if shape and shape[0] == 0:
-            raise _bad("the input has no rows: send at least one row")
-        if len(shape) != 2:
+        if len(shape) != 2 or shape[0] == 0:
+            if shape and shape[0] == 0:
+                raise _bad("the input has no rows: send at least one row")
             rows = f"rows of {n} values" if n is not None else "rows of values"
+            what = f"a {len(shape)}-D {what}" if what == "array" else f"a {what}"
             raise _bad(f"expected a 2-D table ({rows}), got {what} of shape {list(shape)}")
         if n is not None and shape[1] != n:
             raise _bad(f"expected {n} columns, got {shape[1]}")
 
     def _check_array(self, a: Any) -> None:
-        self._check_shape(a.shape, f"a {a.ndim}-D array")
+        self._check_shape(a.shape, "array")
         kind = a.dtype.kind
         if kind == "f":
             self._check_floats(a)
@@ -137,10 +140,10 @@ class InputContract:
     def _check_floats(self, a: Any, columns: Sequence[Any] | None = None) -> None:
         import numpy as np
 
+        # The hot path: one reduction, in which NaN and inf propagate, says whether all is well.
+        if float(abs(a).max()) <= self._limit:
+            return
         with np.errstate(invalid="ignore", over="ignore"):
-            top = np.abs(a).max()  # NaN and inf propagate: one pass says whether all is well
-            if top <= self._limit:
-                return
             wrong = np.isinf(a)
             if self.dtype == "float32":
                 wrong |= np.abs(a) > FLOAT32_MAX  # NaN compares False
@@ -151,9 +154,6 @@ class InputContract:
             i, j = (int(v) for v in found[0])
             self._refuse_value(i, columns[j] if columns is not None else j, a[i, j])
 
-    @property
-    def _limit(self) -> float:
-        return FLOAT32_MAX if self.dtype == "float32" else 1.7976931348623157e308
 
     def _refuse_value(self, row: int, column: Any, value: Any) -> None:
         import math
@@ -231,7 +231,7 @@ class InputContract:
                 if extra:
                     raise _bad(f"unexpected column(s): {', '.join(extra)}; the model takes {', '.join(names)}")
                 raise _bad(f"columns must come in the order the model was trained with: {', '.join(names)}")
-        self._check_shape(df.shape, "a DataFrame")
+        self._check_shape(df.shape, "DataFrame")
         categorical = {j for j, t in enumerate(self.feature_types or ()) if t == "c"}
         floats = []
         for j, dtype in enumerate(df.dtypes):
@@ -249,7 +249,7 @@ class InputContract:
             self._check_floats(block, [cols[j] for j in floats])
 
     def _check_sparse(self, m: Any) -> None:
-        self._check_shape(m.shape, "a sparse matrix")
+        self._check_shape(m.shape, "sparse matrix")
         kind = m.dtype.kind
         if kind in "biu":
             return
@@ -260,7 +260,7 @@ class InputContract:
         import numpy as np
 
         with np.errstate(invalid="ignore", over="ignore"):
-            top = np.abs(data).max() if data.size else 0.0
+            top = float(np.abs(data).max()) if data.size else 0.0
         if top <= self._limit:
             return
         coo = coo if coo is not None else m.tocoo()
