@@ -384,8 +384,9 @@ class AdaptiveBatcher:
                 self._fail(it, outcome.error, alone=outcome.alone)
             elif not it.future.done():
                 it.future.set_result(outcome)
-        log.debug("%s: a batch of %d requests failed; %d failed alone, %d extra model calls%s", self._label,
-                  len(batch), len(iso.failed_alone), iso.calls, " (fails for everyone)" if iso.everyone_fails else "")  # fmt: skip
+        everyone = " (fails for everyone)" if iso.everyone_fails else ""
+        msg = "%s: a batch of %d requests failed; %d failed alone, %d extra model calls%s"
+        log.debug(msg, self._label, len(batch), len(iso.failed_alone), iso.calls, everyone)
         if self._on_isolate is not None:
             try:
                 self._on_isolate(iso.calls, len(iso.failed_alone))

@@ -154,7 +154,6 @@ class InputContract:
             i, j = (int(v) for v in found[0])
             self._refuse_value(i, columns[j] if columns is not None else j, a[i, j])
 
-
     def _refuse_value(self, row: int, column: Any, value: Any) -> None:
         import math
 
@@ -164,7 +163,9 @@ class InputContract:
             raise _bad(f"row {row} has a value that is not a number (NaN) in {where}; this model does not accept missing values")
         if math.isinf(value):
             raise _bad(f"row {row} has a value that is not finite ({value}) in {where}")
-        raise _bad(f"row {row} has a value too large for float32 ({value:g}) in {where}; this model computes in float32 (at most 3.4e38)")
+        raise _bad(
+            f"row {row} has a value too large for float32 ({value:g}) in {where}; this model computes in float32 (at most 3.4e38)"
+        )
 
     def _where(self, column: Any) -> str:
         """``column 'debt'`` for a named one, ``column 3 ('debt')`` when the model knows the name."""

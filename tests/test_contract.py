@@ -45,9 +45,17 @@ NAMED32 = InputContract(3, ("a", "b", "c"), None, "float32", True)
         (NAMED32, pd.DataFrame({"a": [1.0], "c": [2.0]}), "missing column(s): b"),
         (NAMED32, pd.DataFrame({"a": [1.0], "b": [1], "c": [2.0], "d": [0]}), "unexpected column(s): d"),
         (NAMED32, pd.DataFrame({"b": [1.0], "a": [1], "c": [2.0]}), "in the order the model was trained with: a, b, c"),
-        (NAMED32, pd.DataFrame({"a": [1.0, 2.0], "b": [1, 1], "c": [2.0, 1e300]}), "row 1 has a value too large for float32 (1e+300) in column 'c'"),
+        (
+            NAMED32,
+            pd.DataFrame({"a": [1.0, 2.0], "b": [1, 1], "c": [2.0, 1e300]}),
+            "row 1 has a value too large for float32 (1e+300) in column 'c'",
+        ),
         (NAMED32, pd.DataFrame({"a": [1.0], "b": ["x"], "c": [2.0]}), "column 'b' of row 0 is not a number ('x')"),
-        (NAMED32, sp.csr_matrix(np.array([[0, 0, 0], [0, 1e300, 0]])), "row 1 has a value too large for float32 (1e+300) in column 1"),
+        (
+            NAMED32,
+            sp.csr_matrix(np.array([[0, 0, 0], [0, 1e300, 0]])),
+            "row 1 has a value too large for float32 (1e+300) in column 1",
+        ),
         (NAMED32, sp.csr_matrix((1, 4)), "expected 3 columns, got 4"),
     ],
 )
@@ -81,7 +89,13 @@ def test_check_accepts_what_the_model_takes(contract, value) -> None:
 
 def test_dict_round_trip_and_malformed_contracts() -> None:
     data = NAMED32.to_dict()
-    assert data == {"n_features": 3, "feature_names": ["a", "b", "c"], "feature_types": None, "dtype": "float32", "allow_nan": True}
+    assert data == {
+        "n_features": 3,
+        "feature_names": ["a", "b", "c"],
+        "feature_types": None,
+        "dtype": "float32",
+        "allow_nan": True,
+    }
     assert InputContract.from_dict(data) == NAMED32
     assert InputContract.from_dict(yaml.safe_load(yaml.safe_dump(data))) == NAMED32
     for bad in [{"n_features": "4"}, {"n_features": -1}, {"n_features": True}, {"feature_names": "abc"},
@@ -109,7 +123,13 @@ def test_sklearn_contracts(home: Path) -> None:
         info = mlpack.sklearn.save_model("m", model).info
         return info.input_contract
 
-    assert saved(SVC().fit(X, y)) == {"n_features": 3, "feature_names": None, "feature_types": None, "dtype": "float64", "allow_nan": False}
+    assert saved(SVC().fit(X, y)) == {
+        "n_features": 3,
+        "feature_names": None,
+        "feature_types": None,
+        "dtype": "float64",
+        "allow_nan": False,
+    }
     assert saved(make_pipeline(StandardScaler(), SVC()).fit(df, y))["feature_names"] == ["x1", "x2", "x3"]
     assert saved(make_pipeline(SimpleImputer(), SVC()).fit(X, y))["allow_nan"] is True  # the first step's tag
     assert saved(HistGradientBoostingClassifier(max_iter=5).fit(X, y))["allow_nan"] is True
@@ -128,7 +148,13 @@ def test_models_get_shows_the_contract(cli, home: Path, iris, iris_svc) -> None:
     shown = yaml.safe_load(cli("models", "get", "iris_clf:latest").stdout)["input_contract"]
     assert shown == {"n_features": 4, "feature_names": None, "feature_types": None, "dtype": "float64", "allow_nan": False}
     shown = json.loads(cli("models", "get", "iris_xgb:latest", "-o", "json").stdout)["input_contract"]
-    assert shown == {"n_features": 4, "feature_names": ["sl", "sw", "pl", "pw"], "feature_types": None, "dtype": "float32", "allow_nan": True}
+    assert shown == {
+        "n_features": 4,
+        "feature_names": ["sl", "sw", "pl", "pw"],
+        "feature_types": None,
+        "dtype": "float32",
+        "allow_nan": True,
+    }
     shown = yaml.safe_load(cli("models", "get", "iris_xgbclf:latest").stdout)["input_contract"]
     assert shown["n_features"] == 4 and shown["dtype"] == "float32" and shown["allow_nan"] is True
     runner = mlpack.xgboost.get("iris_xgb:latest").to_runner()
@@ -190,5 +216,7 @@ def test_readme_bad_input_examples_are_what_the_server_answers(home: Path, tmp_p
         for words, status, body in examples:
             url = next(w for w in words if w.startswith("localhost:3000"))
             data = words[words.index("-d") + 1].encode()
-            res = httpx.post(srv.url + url.removeprefix("localhost:3000"), content=data, headers={"content-type": "application/json"})
+            res = httpx.post(
+                srv.url + url.removeprefix("localhost:3000"), content=data, headers={"content-type": "application/json"}
+            )
             assert (res.status_code, res.json()) == (status, body), words

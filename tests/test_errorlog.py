@@ -75,4 +75,9 @@ def test_kinds_are_bounded(logged) -> None:
         errors.report(raise_at_one_place(kind), kind.__name__)
     assert len(errors._kinds) == 2
     # ValueError was forgotten to make room, so it is logged in full again
-    assert [r.getMessage().split()[1] for r in logged.records if r.exc_info] == ["ValueError", "TypeError", "KeyError", "ValueError"]
+    assert [r.getMessage().split()[1] for r in logged.records if r.exc_info] == [
+        "ValueError",
+        "TypeError",
+        "KeyError",
+        "ValueError",
+    ]

@@ -74,7 +74,7 @@ def _metric(text: str, name: str) -> float:
 
 def _check(requests, expected, results) -> None:
     wrong = []
-    for (path, body), want, (status, got) in zip(requests, expected, results):
+    for (_, body), want, (status, got) in zip(requests, expected, results):
         if want is None:
             if not 400 <= status < 500 or b'"error"' not in got:
                 wrong.append(("poisoned", body[:80], status, got[:200]))
@@ -122,7 +122,9 @@ def _drop_contract(home: Path, name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers,contract", [(1, True), (2, True), (1, False)], ids=["contract", "contract-2-workers", "no-contract"])
+@pytest.mark.parametrize(
+    "workers,contract", [(1, True), (2, True), (1, False)], ids=["contract", "contract-2-workers", "no-contract"]
+)
 def test_poisoned_iris_load(iris_project: Path, home: Path, iris, iris_svc, workers: int, contract: bool) -> None:
     poison = IRIS_POISON
     if not contract:
@@ -164,7 +166,9 @@ def credit_project(tmp_path: Path, home: Path) -> Path:
     project = tmp_path / "credit_risk"
     shutil.copytree(EXAMPLES / "credit_risk", project, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "MLPACK_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "train.py", "--rows", "1500"], cwd=project, env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "train.py", "--rows", "1500"], cwd=project, env=env, check=True, capture_output=True, timeout=300
+    )
     (project / "config.yaml").write_text(yaml.safe_dump(BATCHING))
     return project
 
@@ -211,7 +215,9 @@ def test_poisoned_credit_risk_load(credit_project: Path, home: Path, workers: in
         results = _pound(srv.url, requests)
         huge = httpx.post(srv.url + "/classify", json={**SAMPLE, "debt": 1e300})
     _check(requests, expected, results)
-    assert huge.status_code == 422 and "too large for float32 (1e+300) in column 3 ('debt')" in huge.json()["error"]  # as the README says
+    assert (
+        huge.status_code == 422 and "too large for float32 (1e+300) in column 3 ('debt')" in huge.json()["error"]
+    )  # as the README says
     assert "Traceback" not in srv.output()
 
 
