@@ -5,19 +5,22 @@ When a batch of ``n`` requests fails, ``isolate`` re-runs parts of it:
 1. Split the batch in two halves (by request) and run each.
 2. If only one half fails, bisect it: split it in two, run both, recurse into what fails, down to
    single requests. A request that fails when run alone has failed *on its own*.
-3. If both halves fail (and each has two or more requests), the model may fail for everyone. Probe
-   ``P = ceil(log2 n)`` single requests spread over the batch, stopping at the first that succeeds.
-   If every probe fails, the model is taken to fail for everyone: no more calls, and every request
-   gets the error of its half (a batch-wide error, not one caused by its own data). If one succeeds,
-   bisect both halves (requests already probed are answered and left out).
+3. If both halves fail and the batch has ``PROBE_FROM`` (16) or more requests, the model may fail
+   for everyone. Probe ``P = ceil(log2 n)`` single requests spread over the batch, stopping at the
+   first that succeeds. If every probe fails, the model is taken to fail for everyone: no more
+   calls, and every request gets the error of its half (a batch-wide error, not one caused by its
+   own data). If one succeeds, bisect both halves (requests already probed are answered and left
+   out). Smaller batches are bisected in full, which costs at most ``2n - 2 < 30`` calls.
 
 Bound, for ``k`` requests that fail alone among ``n >= 2`` (``L = ceil(log2 n)``), in calls beyond
 the failed batch: at most ``2`` (halves) ``+ L`` (probes) ``+ 2`` (re-running the halves less
 their probes) ``+ 2 k L`` (bisection: two calls per level on each failing request's path). When the
-model fails for everyone it is exactly ``2 + L`` extra calls and ``n + L`` extra rows: the batch
-costs about twice its rows once, however large it is. An attacker whose requests fail alone pays
-O(log n) calls per request; one who makes all ``P`` probes fail (most of a batch, of input the
-input contract did not already refuse) can make a batch fail as a whole.
+model fails for everyone it is exactly ``2 + L`` extra calls and ``n + L`` extra rows for
+``n >= 16`` (``2n - 2`` calls below): the batch costs about twice its rows once, however large.
+An attacker whose requests fail alone pays O(log n) calls per request. Declaring "fails for
+everyone" wrongly takes all ``L >= 4`` probes to hit requests that fail alone: about ``q ** L``
+for a share ``q`` of such requests (3e-6 at 4%), or an attacker who fills most of a batch with
+input the input contract did not already refuse.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Failed", "Isolation", "isolate", "probe_positions"]
+__all__ = ["PROBE_FROM", "Failed", "Isolation", "isolate", "probe_positions"]
+
+PROBE_FROM = 16  # smaller batches are bisected in full: cheap, and probes there would guess too often
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ async def isolate(n: int, run: Callable[[list[int]], Awaitable[Sequence[Any]]]) 
     mid = n // 2
     halves = [everyone[:mid], everyone[mid:]]
     errors = [await attempt(half) for half in halves]
-    if all(e is not None for e in errors) and all(len(h) > 1 for h in halves):
+    if n >= PROBE_FROM and all(e is not None for e in errors):
         probed: set[int] = set()
         mixed = False
         for i in probe_positions(n):

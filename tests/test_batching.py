@@ -391,8 +391,9 @@ def bound(n, k):
     return 2 + levels + 2 + 2 * k * levels
 
 
-@pytest.mark.parametrize("n,bad", [(2, {1}), (3, {0}), (64, {17}), (63, {0, 62}), (1000, {5, 500, 501, 999}),
-                                   (64, set(range(0, 64, 2))), (100, set(range(100)) - {50})])  # fmt: skip
+@pytest.mark.parametrize("n,bad", [(2, {1}), (3, {0}), (4, {1, 3}), (7, {0, 1, 2, 3, 4, 5}), (64, {17}), (63, {0, 62}),
+                                   (1000, {5, 500, 501, 999}), (64, set(range(0, 64, 2))),
+                                   (100, set(range(100)) - {50})])  # fmt: skip
 def test_isolation_answers_all_but_the_failing_requests(n, bad):
     from mlpack.isolation import Failed
 
@@ -418,7 +419,9 @@ def test_isolation_of_one_failing_request_costs_two_calls_per_level():
 def test_isolation_when_the_model_fails_for_everyone_is_cheap():
     from mlpack.isolation import Failed, probe_positions
 
-    for n in (4, 64, 1000):
+    iso, calls = isolate_with(15, set(), everyone=True)  # small: bisected in full, no guessing
+    assert len(calls) == 2 * 15 - 2 and iso.failed_alone == list(range(15)) and not iso.everyone_fails
+    for n in (16, 64, 1000):
         iso, calls = isolate_with(n, set(), everyone=True)
         probes = probe_positions(n)
         assert len(probes) == math.ceil(math.log2(n))
