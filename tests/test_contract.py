@@ -220,3 +220,27 @@ def test_readme_bad_input_examples_are_what_the_server_answers(home: Path, tmp_p
                 srv.url + url.removeprefix("localhost:3000"), content=data, headers={"content-type": "application/json"}
             )
             assert (res.status_code, res.json()) == (status, body), words
+
+
+def test_xgboost_runner_takes_dictvectorizer_output_sparse_or_dense(home: Path) -> None:
+    """The credit-risk shape: a booster over DictVectorizer columns, fed ``dv.transform(...)``."""
+    import xgboost as xgb
+    from sklearn.feature_extraction import DictVectorizer
+
+    rng = np.random.default_rng(1)
+    records = [{"debt": float(d), "home": h} for d, h in zip(rng.integers(0, 5000, 60), ["owner", "rent"] * 30)]
+    dense, sparse = DictVectorizer(sparse=False).fit(records), DictVectorizer(sparse=True).fit(records)
+    names = list(dense.get_feature_names_out())
+    booster = xgb.train(
+        {"objective": "binary:logistic"}, xgb.DMatrix(dense.transform(records), label=np.arange(60) % 2, feature_names=names), 3
+    )
+    runner = mlpack.xgboost.save_model("credit", booster, signatures={"predict": {"batchable": True}}).to_runner()
+    assert runner.input_contract.feature_names == ("debt", "home=owner", "home=rent")
+    for dv in (dense, sparse):
+        # the model's own answer (to XGBoost a sparse matrix's absent entries are missing, not 0)
+        want = booster.predict(xgb.DMatrix(dv.transform(records[:2]), feature_names=names))
+        np.testing.assert_allclose(runner.predict.run(dv.transform(records[:2])), want)
+        with pytest.raises(BadInput, match=r"too large for float32 \(1e\+300\) in column 0 \('debt'\)"):
+            runner.predict.run(dv.transform([{"debt": 1e300, "home": "owner"}]))
+        with pytest.raises(BadInput, match="expected 3 columns, got 2"):
+            runner.predict.run(dv.transform(records[:1])[:, :2])
