@@ -148,7 +148,10 @@ class RunnerMethod:
         try:
             return self._fn()(*args, **kwargs)
         except (ValueError, TypeError) as exc:
-            raise own_fault(exc) from exc
+            err = own_fault(exc)
+            if err is exc:  # already mlpack's own error (e.g. BadInput): as it was
+                raise
+            raise err from exc
 
 
 class Runner:

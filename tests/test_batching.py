@@ -481,3 +481,32 @@ def test_batcher_isolates_within_a_large_batch_and_counts_calls():
     assert len(isolations) == 1
     extra, alone = isolations[0]
     assert alone == 2 and extra == len(calls) - 2 and extra <= bound(200, 2)
+
+
+def test_lone_failures_are_the_requests_fault_only_for_value_and_type_errors():
+    from mlpack.runner import own_fault
+
+    gate = Gate()
+
+    def fn(batch):
+        if batch[0] == "block":
+            gate.hold()
+        for kind, exc in (("value", ValueError("Input X contains NaN.\nmore")), ("type", TypeError("not a dict")),
+                          ("bug", RuntimeError("model bug")), ("ours", MlpackError("split"))):  # fmt: skip
+            if kind in batch:
+                raise exc
+        return list(batch)
+
+    async def main():
+        b = AdaptiveBatcher(fn, alone_error=own_fault)
+        _, outs = await queue_behind_blocker(b, gate, ["block"], [["ok"], ["value"], ["type"], ["bug"], ["ours"], ["ok2"]])
+        await b.close()
+        return outs
+
+    ok, value, type_, bug, ours, ok2 = asyncio.run(main())
+    assert ok == ["ok"] and ok2 == ["ok2"]
+    assert isinstance(value, BadInput) and value.http_status == 422
+    assert str(value) == "the model cannot take this input: Input X contains NaN."  # first line only
+    assert isinstance(value.__cause__, ValueError)
+    assert isinstance(type_, BadInput) and "not a dict" in str(type_)
+    assert type(bug) is RuntimeError and type(ours) is MlpackError  # the service's fault: 500s
