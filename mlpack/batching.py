@@ -3,7 +3,8 @@
 A request that finds the model idle runs at once. Requests that arrive while a batch
 runs wait in a queue; when the batch ends, everything queued (in arrival order, up to
 ``max_batch_size`` rows) becomes the next batch. Batches thus grow with load and add
-no latency when there is none, unlike a fixed "wait N ms or N items" window.
+no latency when there is none, unlike a fixed "wait N ms or N items" window. A failed batch
+is re-run in parts (``mlpack.isolation``) so that only the requests that fail on their own fail.
 """
 
 from __future__ import annotations
@@ -200,6 +201,12 @@ class AdaptiveBatcher:
     ``fn`` runs in a worker thread (``executor``, or a private thread).
     ``batch_dim`` is one dim for input and output, or ``(input_dim, output_dim)``.
     ``on_batch(rows)`` is called from the worker thread once per call of ``fn``.
+
+    When a batch of several requests fails, the requests that fail on their own are found by
+    re-running parts of it (``mlpack.isolation``); the others get their answers.
+    ``alone_error(exc)`` turns the error of a request that failed in a call of its own (a batch
+    of one) into the error its caller gets (the runner makes a model's ValueError a 422 there);
+    ``on_isolate(extra_calls, failed_alone)`` is called on the loop after each isolation.
     """
 
     def __init__(
@@ -211,6 +218,8 @@ class AdaptiveBatcher:
         batch_dim: int | tuple[int, int] | list[int] = 0,
         executor: concurrent.futures.Executor | None = None,
         on_batch: Callable[[int], None] | None = None,
+        alone_error: Callable[[Exception], Exception] | None = None,
+        on_isolate: Callable[[int, int], None] | None = None,
         name: str = "",
     ) -> None:
         dims = (batch_dim, batch_dim) if isinstance(batch_dim, int) else tuple(batch_dim)
@@ -227,6 +236,7 @@ class AdaptiveBatcher:
         self._label = f"batcher {name!r}" if name else "batcher"
         self._retry_after = max(max_latency_ms / 1000, 0.001)
         self._on_batch = on_batch
+        self._alone_error, self._on_isolate = alone_error, on_isolate
         # Loop-bound state is (re)made on first submit: the batcher may outlive or predate a loop.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: collections.deque[_Item] = collections.deque()
@@ -345,38 +355,56 @@ class AdaptiveBatcher:
                 item.future.cancel()
 
     async def _run(self, batch: list[_Item]) -> None:
-        loop = asyncio.get_running_loop()
-        datas, sizes = [it.data for it in batch], [it.rows for it in batch]
         try:
-            if self._thread is not None:
-                results = await self._thread.run(loop, self._call, datas, sizes)
-            else:
-                results = await loop.run_in_executor(self._executor, self._call, datas, sizes)
+            results = await self._dispatch(batch)
         except Exception as exc:
-            for it in batch:
-                if not it.future.done():
-                    it.future.set_exception(exc)
-            return
-        if results is None:
-            # The inputs do not fit in one batch: run them one by one so that an odd
-            # request fails alone rather than taking its neighbours down.
-            log.debug("%s: inputs cannot be concatenated, running %d requests singly", self._label, len(batch))
-            for it in batch:
-                await self._run([it])
+            if len(batch) == 1:
+                self._fail(batch[0], exc, alone=True)
+            else:
+                await self._isolate(batch)
             return
         for it, res in zip(batch, results):
             if not it.future.done():
                 it.future.set_result(res)
 
-    def _call(self, datas: list[Any], sizes: list[int]) -> list[Any] | None:
+    def _dispatch(self, batch: list[_Item]) -> Any:
+        """Run ``fn`` on ``batch`` in the worker thread (concatenation and splitting included)."""
+        datas, sizes = [it.data for it in batch], [it.rows for it in batch]
+        if self._thread is not None:
+            return self._thread.run(asyncio.get_running_loop(), self._call, datas, sizes)
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._call, datas, sizes)
+
+    async def _isolate(self, batch: list[_Item]) -> None:
+        """The batch failed: answer every request that does not fail on its own (see mlpack.isolation)."""
+        from .isolation import Failed, isolate
+
+        iso = await isolate(len(batch), lambda group: self._dispatch([batch[i] for i in group]))
+        for it, outcome in zip(batch, iso.outcomes):
+            if isinstance(outcome, Failed):
+                self._fail(it, outcome.error, alone=outcome.alone)
+            elif not it.future.done():
+                it.future.set_result(outcome)
+        everyone = " (fails for everyone)" if iso.everyone_fails else ""
+        msg = "%s: a batch of %d requests failed; %d failed alone, %d extra model calls%s"
+        log.debug(msg, self._label, len(batch), len(iso.failed_alone), iso.calls, everyone)
+        if self._on_isolate is not None:
+            try:
+                self._on_isolate(iso.calls, len(iso.failed_alone))
+            except Exception:  # a metrics hook must not fail requests
+                log.exception("%s: on_isolate callback failed", self._label)
+
+    def _fail(self, item: _Item, exc: Exception, *, alone: bool) -> None:
+        if not item.future.done():
+            item.future.set_exception(self._alone_error(exc) if alone and self._alone_error is not None else exc)
+
+    def _call(self, datas: list[Any], sizes: list[int]) -> list[Any]:
         # Runs in the worker thread, so concatenation and splitting stay off the loop too.
         if len(datas) == 1:
             self._notify(sizes[0])
             return [self.fn(datas[0])]
-        try:
-            batch, _ = concat(datas, self.input_dim)
-        except Exception:
-            return None
+        # Inputs that cannot form one batch (other widths, kinds...) fail it like a model error
+        # would: isolation then runs them apart.
+        batch, _ = concat(datas, self.input_dim)
         self._notify(sum(sizes))
         return split(self.fn(batch), sizes, self.output_dim, like=datas)
 

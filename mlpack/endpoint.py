@@ -20,6 +20,7 @@ from .exceptions import BadInput, MlpackError, ServiceUnavailable
 if TYPE_CHECKING:
     from starlette.responses import Response
 
+    from .errorlog import ErrorLog
     from .service import API
 
 log = logging.getLogger("mlpack.serve")
@@ -32,8 +33,13 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
-def error_response(exc: Exception) -> Response:
-    """The JSON answer for an error; 500s get an id that is logged with the traceback."""
+def error_response(exc: Exception, errors: ErrorLog | None = None) -> Response:
+    """The JSON answer for an error; 500s get an id that is logged (through ``errors``: the
+    traceback once per kind of error, then counts). A 4xx is never logged.
+
+    Bodies: ``{"error": message}`` (+ ``"details"`` when the error has some) for 4xx and 503;
+    ``{"error": "internal error in the service (Type); see the server log", "error_id": id}`` for 500.
+    """
     if isinstance(exc, MlpackError):
         body: dict[str, Any] = {"error": str(exc)}
         details = getattr(exc, "details", None)
@@ -45,7 +51,10 @@ def error_response(exc: Exception) -> Response:
         if exc.http_status < 500 or isinstance(exc, ServiceUnavailable):
             return json_response(body, exc.http_status, headers)
     error_id = uuid.uuid4().hex[:16]
-    log.error("error %s while handling a request", error_id, exc_info=exc)
+    if errors is not None:
+        errors.report(exc, error_id)
+    else:
+        log.error("error %s while handling a request", error_id, exc_info=exc)
     message = f"internal error in the service ({type(exc).__name__}); see the server log"
     return json_response({"error": message, "error_id": error_id}, 500)
 
@@ -132,6 +141,7 @@ def make_endpoint(api: API, state: Any) -> Any:
 
     limit, timeout = state.options.max_request_size, state.options.timeout
     metrics = state.metrics
+    errors = getattr(state, "errors", None)
     if metrics is not None:
         latency = metrics.latency.labels(api.route)
         in_progress = metrics.in_progress.labels(api.route)
@@ -182,7 +192,7 @@ def make_endpoint(api: API, state: Any) -> Any:
                 in_progress.dec()
             return
         except Exception as exc:
-            response = error_response(exc)
+            response = error_response(exc, errors)
         try:
             if response is None:
                 headers = [(b"content-length", str(len(body)).encode()), (b"content-type", content_type)]

@@ -34,6 +34,18 @@ class Metrics:
         self.batch_size = Histogram(
             "mlpack_batch_size", "Rows per model call.", ["runner", "method"], buckets=_BATCH_BUCKETS, registry=reg
         )
+        self.isolation_calls = Counter(
+            "mlpack_isolation_calls",
+            "Extra model calls made to find the requests of failed batches that fail on their own.",
+            ["runner", "method"],
+            registry=reg,
+        )
+        self.isolated_failures = Counter(
+            "mlpack_isolated_failures",
+            "Requests of failed batches that failed on their own (each got its own error).",
+            ["runner", "method"],
+            registry=reg,
+        )
         self.queue_depth = Gauge(
             "mlpack_queue_depth",
             "Requests waiting for the model after the latest batch was taken.",
@@ -60,6 +72,15 @@ class Metrics:
             self.batch_size.labels(method.runner.name, method.name).observe(rows)
             batcher = method._batcher
             self.queue_depth.labels(method.runner.name, method.name).set(batcher.queue_depth if batcher else 0)
+
+        return observe
+
+    def isolation_hook(self) -> Any:
+        """``Runner.on_isolate``: count the extra calls of an isolation and the requests that failed alone."""
+
+        def observe(method: Any, extra_calls: int, failed_alone: int) -> None:
+            self.isolation_calls.labels(method.runner.name, method.name).inc(extra_calls)
+            self.isolated_failures.labels(method.runner.name, method.name).inc(failed_alone)
 
         return observe
 

@@ -20,6 +20,7 @@ from .tag import Tag, validate_part
 from .yamlio import dump_yaml
 
 if TYPE_CHECKING:
+    from .contract import InputContract
     from .runner import Runner
 
 MANIFEST = "model.yaml"
@@ -48,6 +49,8 @@ class ModelInfo(InfoMixin):
     signatures: dict[str, dict[str, Any]] = field(default_factory=dict)
     api_version: str = API_VERSION
     files: dict[str, str] = field(default_factory=dict)
+    # what the model takes, recorded at save time (mlpack.contract); None for models saved before
+    input_contract: dict[str, Any] | None = None
 
 
 def read_info(path: Path) -> ModelInfo:
@@ -95,6 +98,19 @@ class Model(Entry):
     def load_model(self) -> Any:
         """The framework object (estimator, booster...), after verifying every file."""
         return self.framework().load_model(self)
+
+    def load_runnable(self) -> Mapping[str, Callable[..., Any]]:
+        """One callable per signature (what a Runner calls), after verifying every file."""
+        return self.framework().load_runnable(self)
+
+    @cached_property
+    def input_contract(self) -> InputContract | None:
+        """What the model accepts (``model.yaml``'s ``input_contract``), or None if not recorded."""
+        if self.info.input_contract is None:
+            return None
+        from .contract import InputContract
+
+        return InputContract.from_dict(self.info.input_contract)
 
     def to_runner(
         self, name: str | None = None, max_batch_size: int | None = None, max_latency_ms: float | None = None
@@ -151,6 +167,7 @@ def save(
     options: Mapping[str, Any] | None = None,
     framework_name: str = "",
     framework_versions: Mapping[str, str] | None = None,
+    input_contract: InputContract | None = None,
     settings: Settings | None = None,
 ) -> Model:
     """Save a model atomically: ``write(dir)`` writes the framework's files into staging."""
@@ -184,6 +201,7 @@ def save(
                 context=context,
                 signatures=sigs,
                 files=files,
+                input_contract=input_contract.to_dict() if input_contract is not None else None,
             )
             dump_yaml(info.to_dict(), path / MANIFEST)
             holder["info"] = info
@@ -254,6 +272,10 @@ def import_model(path: str | Path, settings: Settings | None = None) -> Model:
     def check(info: ModelInfo) -> None:
         if info.module not in FRAMEWORKS:
             raise IntegrityError(f"archive {path}: unknown model module {info.module!r}")
+        if info.input_contract is not None:
+            from .contract import InputContract
+
+            InputContract.from_dict(info.input_contract)  # refuse a malformed one now, not at serve time
 
     return CATALOG.import_(path, settings, check)
 

@@ -3,6 +3,12 @@
 ``runner.predict.run(x)`` calls the model directly (or, from a worker thread of a running
 server, through the batcher); ``await runner.predict.async_run(x)`` goes through the adaptive
 micro-batcher when the signature is batchable and runs the model in a worker thread either way.
+
+Both check the input against the model's input contract first (``runner.input_contract``,
+recorded at save time; see ``mlpack.contract``), so that a request the model cannot take is a
+422 and never joins a batch. A request the model raises ValueError or TypeError for when it runs
+in a call of its own (alone, or isolated from a failed batch) gets ``BadInput`` (422): its own
+data is to blame. Any other error, or one the whole batch shares, stays what it was (a 500).
 """
 
 from __future__ import annotations
@@ -11,13 +17,40 @@ import asyncio
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from .exceptions import BadInput, MlpackError
 from .tag import validate_part
 
 if TYPE_CHECKING:
     from .batching import AdaptiveBatcher
-    from .models import Model
+    from .contract import InputContract
+
+
+class RunnableModel(Protocol):
+    """What a Runner needs of a stored model (``mlpack.models.Model`` is one)."""
+
+    @property
+    def tag(self) -> Any: ...
+    @property
+    def info(self) -> Any: ...  # .signatures: {method: {batchable, batch_dim}}
+    @property
+    def input_contract(self) -> InputContract | None: ...
+    def load_runnable(self) -> Mapping[str, Callable[..., Any]]: ...
+    def load_model(self) -> Any: ...
+
+
+def own_fault(exc: Exception) -> Exception:
+    """The error of a request that failed in a model call of its own: ValueError and TypeError
+    from the model mean the request's data is to blame (422); anything else is the service's."""
+    if isinstance(exc, (ValueError, TypeError)) and not isinstance(exc, MlpackError):
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if len(text) > 300:
+            text = text[:297] + "..."
+        err = BadInput(f"the model cannot take this input: {text}", status=422)
+        err.__cause__ = exc
+        return err
+    return exc
 
 DEFAULT_MAX_BATCH_SIZE = 100
 DEFAULT_MAX_LATENCY_MS = 10_000.0
@@ -38,6 +71,9 @@ class RunnerMethod:
         self.name = name
         self.batchable = batchable
         self.batch_dim = tuple(batch_dim) if isinstance(batch_dim, list) else batch_dim
+        in_dim = self.batch_dim[0] if isinstance(self.batch_dim, tuple) else self.batch_dim
+        # the contract describes rows x columns: it applies when requests are batched along rows
+        self.contract = runner.input_contract if in_dim == 0 else None
         self._batcher: AdaptiveBatcher | None = None
         self._lock = threading.Lock()
 
@@ -60,37 +96,62 @@ class RunnerMethod:
                 from .batching import AdaptiveBatcher
 
                 fn = self._fn()
-                hook = self.runner.on_batch
+                hook, isolated = self.runner.on_batch, self.runner.on_isolate
                 self._batcher = AdaptiveBatcher(
                     fn,
                     max_batch_size=opts.max_batch_size,
                     max_latency_ms=opts.max_latency_ms,
                     batch_dim=self.batch_dim,
                     on_batch=(lambda rows: hook(self, rows)) if hook else None,
+                    alone_error=own_fault,
+                    on_isolate=(lambda extra, alone: isolated(self, extra, alone)) if isolated else None,
                     name=f"{self.runner.name}.{self.name}",
                 )
             return self._batcher
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Call the model now. From a worker thread of a running server, join its batches."""
+        single = len(args) == 1 and not kwargs
+        if single and self.contract is not None:
+            self.contract.check(args[0])
         loop = self.runner.loop
-        if loop is not None and len(args) == 1 and not kwargs and self.batcher() is not None:
+        if loop is not None and single and self.batcher() is not None:
             try:
                 running = asyncio.get_running_loop()
             except RuntimeError:
                 running = None
             if running is None and loop.is_running():
-                return asyncio.run_coroutine_threadsafe(self.async_run(args[0]), loop).result()
-        return self._fn()(*args, **kwargs)
+                return asyncio.run_coroutine_threadsafe(self._submit(args[0]), loop).result()
+        return self._alone(*args, **kwargs)
 
     async def async_run(self, *args: Any, **kwargs: Any) -> Any:
         """Call the model without blocking the event loop, batching when the signature allows."""
+        single = len(args) == 1 and not kwargs
+        if single and self.contract is not None:
+            self.contract.check(args[0])
         if not self.runner.ready:
             await asyncio.to_thread(self.runner.load)
-        batcher = self.batcher() if len(args) == 1 and not kwargs else None
+        batcher = self.batcher() if single else None
         if batcher is not None:
             return await batcher.submit(args[0])
-        return await asyncio.to_thread(self._fn(), *args, **kwargs)
+        return await asyncio.to_thread(self._alone, *args, **kwargs)
+
+    async def _submit(self, x: Any) -> Any:
+        """``async_run`` for ``run`` from a server's worker thread: checked already."""
+        if not self.runner.ready:
+            await asyncio.to_thread(self.runner.load)
+        batcher = self.batcher()
+        assert batcher is not None
+        return await batcher.submit(x)
+
+    def _alone(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._fn()(*args, **kwargs)
+        except (ValueError, TypeError) as exc:
+            err = own_fault(exc)
+            if err is exc:  # already mlpack's own error (e.g. BadInput): as it was
+                raise
+            raise err from exc
 
 
 class Runner:
@@ -98,7 +159,7 @@ class Runner:
 
     def __init__(
         self,
-        model: Model,
+        model: RunnableModel,
         name: str | None = None,
         max_batch_size: int | None = None,
         max_latency_ms: float | None = None,
@@ -113,6 +174,10 @@ class Runner:
         )
         self.loop: asyncio.AbstractEventLoop | None = None
         self.on_batch: Callable[[RunnerMethod, int], None] | None = None
+        # (method, extra model calls, requests that failed alone), after a failed batch was isolated
+        self.on_isolate: Callable[[RunnerMethod, int, int], None] | None = None
+        #: what the model accepts (``mlpack.contract.InputContract``), or None when not recorded
+        self.input_contract: InputContract | None = model.input_contract
         self._runnable: Mapping[str, Callable[..., Any]] | None = None
         self._load_lock = threading.Lock()
         self.methods: dict[str, RunnerMethod] = {
@@ -143,7 +208,7 @@ class Runner:
         """Load (and verify) the model; safe to call from several threads, loads once."""
         with self._load_lock:
             if self._runnable is None:
-                self._runnable = self.model.framework().load_runnable(self.model)
+                self._runnable = self.model.load_runnable()
 
     # BentoML compatibility: runners are "initialized locally" outside of a server
     init_local = load

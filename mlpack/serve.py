@@ -51,6 +51,9 @@ class _State:
         self.load_error: str | None = None
         self.loader: asyncio.Task[None] | None = None
         self.metrics: Any = None
+        from .errorlog import ErrorLog
+
+        self.errors = ErrorLog(log)  # per app: tracebacks once per kind of error, then counts
         if options.metrics_enabled:
             from .metrics import Metrics
 
@@ -90,6 +93,7 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
         runner.configure(options.batching_for(runner))
         if state.metrics is not None:
             runner.on_batch = state.metrics.batch_hook()
+            runner.on_isolate = state.metrics.isolation_hook()
     spec = json_response(service.openapi_spec()).body
     swagger = _SWAGGER_HTML.format(title=f"{service.name} - mlpack")
 
@@ -124,6 +128,7 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
         for runner in service.runners:
             await runner.close()
             runner.loop = None
+        state.errors.flush()
         if state.metrics is not None:
             state.metrics.close()
 

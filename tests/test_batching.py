@@ -133,10 +133,12 @@ def test_queued_request_expires_while_batch_runs():
     assert calls == [["block"]]
 
 
-def test_exception_fails_only_its_batch():
+def test_exception_fails_only_the_request_that_fails_alone():
     gate = Gate()
+    calls = []
 
     def fn(batch):
+        calls.append(list(batch))
         if batch[0] == "block":
             gate.hold()
         if "bad" in batch:
@@ -144,7 +146,7 @@ def test_exception_fails_only_its_batch():
         return [s.upper() for s in batch]
 
     async def main():
-        b = AdaptiveBatcher(fn)
+        b = AdaptiveBatcher(fn, alone_error=lambda exc: BadInput(f"alone: {exc}", status=422))
         first, outs = await queue_behind_blocker(b, gate, ["block"], [["a"], ["bad"], ["c"]])
         after = await b.submit(["d"])
         await b.close()
@@ -152,28 +154,31 @@ def test_exception_fails_only_its_batch():
 
     first, outs, after = asyncio.run(main())
     assert first == ["BLOCK"]
-    assert all(isinstance(e, ValueError) for e in outs)
-    assert outs[0] is outs[1] is outs[2]  # the same exception object
+    assert outs[0] == ["A"] and outs[2] == ["C"]
+    assert isinstance(outs[1], BadInput) and outs[1].http_status == 422 and str(outs[1]) == "alone: boom"
     assert after == ["D"]
+    # the batch, then its halves [a] and [bad, c], then [bad] and [c]
+    assert calls[1:] == [["a", "bad", "c"], ["a"], ["bad", "c"], ["bad"], ["c"], ["d"]]
 
 
-def test_wrong_output_length_is_a_clear_error():
+def test_wrong_output_length_never_misassigns_rows():
     gate = Gate()
 
     def fn(batch):
         if batch[0] == "block":
             gate.hold()
-        return batch[:-1]
+        return batch[:-1] if len(batch) > 1 else [s.upper() for s in batch]  # wrong for batches only
 
     async def main():
         b = AdaptiveBatcher(fn)
-        _, outs = await queue_behind_blocker(b, gate, ["block"], [["a", "b"], ["c"]])
+        _, outs = await queue_behind_blocker(b, gate, ["block"], [["a"], ["c"]])
         await b.close()
         return outs
 
-    outs = asyncio.run(main())
-    assert all(type(e) is MlpackError for e in outs)
-    assert "2 rows" in str(outs[0]) and "3 input rows" in str(outs[0])
+    # The batch's output cannot be split (1 row for 2): each request is answered by a call of its own.
+    assert asyncio.run(main()) == [["A"], ["C"]]
+    with pytest.raises(MlpackError, match="2 rows .* 3 input rows"):
+        split(["a", "b"], [2, 1])
 
 
 def test_cancelled_queued_request_is_dropped():
@@ -358,3 +363,150 @@ def test_import_is_light():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------- isolation strategy
+
+
+def isolate_with(n, bad, *, everyone=False):
+    """Run ``isolate`` over ``n`` requests where ``bad`` fail (or all, with ``everyone``)."""
+    from mlpack.isolation import isolate
+
+    calls = []
+
+    async def run(group):
+        calls.append(list(group))
+        if everyone or any(i in bad for i in group):
+            raise ValueError(f"bad in {group[:3]}")
+        return [i * 10 for i in group]
+
+    iso = asyncio.run(isolate(n, run))
+    assert iso.calls == len(calls)
+    return iso, calls
+
+
+def bound(n, k):
+    """The documented bound on extra calls (mlpack.isolation)."""
+    levels = math.ceil(math.log2(n))
+    return 2 + levels + 2 + 2 * k * levels
+
+
+@pytest.mark.parametrize("n,bad", [(2, {1}), (3, {0}), (4, {1, 3}), (7, {0, 1, 2, 3, 4, 5}), (64, {17}), (63, {0, 62}),
+                                   (1000, {5, 500, 501, 999}), (64, set(range(0, 64, 2))),
+                                   (100, set(range(100)) - {50})])  # fmt: skip
+def test_isolation_answers_all_but_the_failing_requests(n, bad):
+    from mlpack.isolation import Failed
+
+    iso, calls = isolate_with(n, bad)
+    for i, outcome in enumerate(iso.outcomes):
+        if i in bad:
+            assert isinstance(outcome, Failed) and outcome.alone, i
+            assert str(outcome.error) == f"bad in {[i]}"
+        else:
+            assert outcome == i * 10, i
+    assert sorted(iso.failed_alone) == sorted(bad)
+    assert not iso.everyone_fails
+    assert len(calls) <= bound(n, len(bad))
+    assert all(calls), "never an empty call"
+
+
+def test_isolation_of_one_failing_request_costs_two_calls_per_level():
+    iso, calls = isolate_with(1024, {300})
+    assert len(calls) == 2 * 10  # two halves at each of the 10 levels
+    assert max(len(c) for c in calls) == 512
+
+
+def test_isolation_when_the_model_fails_for_everyone_is_cheap():
+    from mlpack.isolation import Failed, probe_positions
+
+    iso, calls = isolate_with(15, set(), everyone=True)  # small: bisected in full, no guessing
+    assert len(calls) == 2 * 15 - 2 and iso.failed_alone == list(range(15)) and not iso.everyone_fails
+    for n in (16, 64, 1000):
+        iso, calls = isolate_with(n, set(), everyone=True)
+        probes = probe_positions(n)
+        assert len(probes) == math.ceil(math.log2(n))
+        assert len(calls) == 2 + len(probes)  # halves, then the probes, then nothing
+        assert sum(len(c) for c in calls) == n + len(probes)
+        assert iso.everyone_fails and iso.failed_alone == []
+        assert all(isinstance(o, Failed) and not o.alone for o in iso.outcomes)
+
+
+def test_isolation_gives_up_when_every_probe_fails():
+    # The documented limit: when all probes fail alone, the batch is taken to fail as a whole.
+    from mlpack.isolation import probe_positions
+
+    bad = set(range(95))
+    assert max(probe_positions(100)) < 95
+    iso, calls = isolate_with(100, bad)
+    assert iso.everyone_fails and len(calls) == 2 + len(probe_positions(100))
+    assert all(not o.alone for o in iso.outcomes)
+
+
+def test_isolation_keeps_going_when_a_probe_succeeds():
+    # both halves fail, the first probe (index 8 of 64: not bad) succeeds: bisect the rest
+    bad = {1, 40}
+    iso, calls = isolate_with(64, bad)
+    assert calls[:3] == [list(range(32)), list(range(32, 64)), [5]]
+    assert sorted(iso.failed_alone) == [1, 40]
+    assert [o for i, o in enumerate(iso.outcomes) if i not in bad] == [i * 10 for i in range(64) if i not in bad]
+
+
+def test_batcher_isolates_within_a_large_batch_and_counts_calls():
+    gate, calls, isolations = Gate(), [], []
+
+    def fn(batch):
+        calls.append(batch.shape[0])
+        if batch[0, 0] == -1:
+            gate.hold()
+        if np.isnan(batch).any():
+            raise ValueError("Input X contains NaN.")
+        return batch[:, 0] * 2
+
+    async def main():
+        b = AdaptiveBatcher(fn, max_batch_size=1000, alone_error=lambda e: BadInput(str(e), status=422),
+                            on_isolate=lambda extra, alone: isolations.append((extra, alone)))  # fmt: skip
+        inputs = [np.array([[float(i), 1.0]]) for i in range(200)]
+        for i in (3, 150):
+            inputs[i] = np.array([[np.nan, 1.0]])
+        return await queue_behind_blocker(b, gate, np.array([[-1.0, 0.0]]), inputs)
+
+    first, outs = asyncio.run(main())
+    assert first.tolist() == [-2.0]
+    for i, out in enumerate(outs):
+        if i in (3, 150):
+            assert isinstance(out, BadInput) and out.http_status == 422 and "NaN" in str(out)
+        else:
+            assert out.tolist() == [2.0 * i]
+    assert calls[1] == 200  # one batch of all queued requests
+    assert len(isolations) == 1
+    extra, alone = isolations[0]
+    assert alone == 2 and extra == len(calls) - 2 and extra <= bound(200, 2)
+
+
+def test_lone_failures_are_the_requests_fault_only_for_value_and_type_errors():
+    from mlpack.runner import own_fault
+
+    gate = Gate()
+
+    def fn(batch):
+        if batch[0] == "block":
+            gate.hold()
+        for kind, exc in (("value", ValueError("Input X contains NaN.\nmore")), ("type", TypeError("not a dict")),
+                          ("bug", RuntimeError("model bug")), ("ours", MlpackError("split"))):  # fmt: skip
+            if kind in batch:
+                raise exc
+        return list(batch)
+
+    async def main():
+        b = AdaptiveBatcher(fn, alone_error=own_fault)
+        _, outs = await queue_behind_blocker(b, gate, ["block"], [["ok"], ["value"], ["type"], ["bug"], ["ours"], ["ok2"]])
+        await b.close()
+        return outs
+
+    ok, value, type_, bug, ours, ok2 = asyncio.run(main())
+    assert ok == ["ok"] and ok2 == ["ok2"]
+    assert isinstance(value, BadInput) and value.http_status == 422
+    assert str(value) == "the model cannot take this input: Input X contains NaN."  # first line only
+    assert isinstance(value.__cause__, ValueError)
+    assert isinstance(type_, BadInput) and "not a dict" in str(type_)
+    assert type(bug) is RuntimeError and type(ours) is MlpackError  # the service's fault: 500s

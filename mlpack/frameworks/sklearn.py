@@ -7,6 +7,7 @@ from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any
 
+from ..contract import InputContract
 from ..models import Model, check_installed, save
 from ..settings import Settings
 from ..tag import Tag
@@ -14,6 +15,59 @@ from . import get_for, method_table
 
 MODULE = "mlpack.sklearn"
 FILENAME = "saved_model.joblib"
+# first steps that take more than numbers (strings, dicts, categories, anything): no contract
+_MIXED_INPUT = {"ColumnTransformer", "FeatureUnion", "FunctionTransformer", "OneHotEncoder", "OrdinalEncoder",
+                "TargetEncoder", "DictVectorizer", "FeatureHasher", "CountVectorizer", "TfidfVectorizer",
+                "HashingVectorizer", "LabelEncoder", "LabelBinarizer", "MultiLabelBinarizer"}  # fmt: skip
+
+
+def _first_step(model: Any) -> Any:
+    """The estimator that sees the input first: through Pipelines and fitted searches."""
+    for _ in range(20):  # nested pipelines; bounded, as estimators are user objects
+        steps = getattr(model, "steps", None)
+        if isinstance(steps, list) and steps:
+            model = next((est for _, est in steps if est not in (None, "passthrough")), steps[0][1])
+        elif hasattr(model, "best_estimator_"):
+            model = model.best_estimator_
+        else:
+            break
+    return model
+
+
+def _allow_nan(est: Any) -> bool:
+    try:
+        from sklearn.utils import get_tags  # scikit-learn >= 1.6
+
+        return bool(get_tags(est).input_tags.allow_nan)
+    except ImportError:  # pragma: no cover - older scikit-learn
+        return bool(est._get_tags().get("allow_nan", False))
+
+
+def input_contract(model: Any) -> InputContract | None:
+    """``n_features_in_``, ``feature_names_in_`` and NaN acceptance (the first step's estimator tag);
+    None when the model's input is not a table of numbers (text, dicts, mixed columns) or unknown."""
+    try:
+        first = _first_step(model)
+        n = getattr(model, "n_features_in_", None)
+        if n is None or type(first).__name__ in _MIXED_INPUT or not type(first).__module__.startswith("sklearn."):
+            return None
+        try:
+            from sklearn.utils import get_tags
+
+            tags = get_tags(first).input_tags
+            if tags.string or tags.dict or tags.categorical:
+                return None
+        except ImportError:  # pragma: no cover - older scikit-learn
+            pass
+        names = getattr(model, "feature_names_in_", None)
+        return InputContract(
+            n_features=int(n),
+            feature_names=tuple(str(c) for c in names) if names is not None else None,
+            dtype="float64",
+            allow_nan=_allow_nan(first),
+        )
+    except Exception:  # noqa: BLE001 - an odd estimator is saved without a contract, never refused
+        return None
 
 
 def save_model(
@@ -44,6 +98,7 @@ def save_model(
         options={"model_class": f"{type(model).__module__}.{type(model).__qualname__}"},
         framework_name="sklearn",
         framework_versions={"scikit-learn": _metadata.version("scikit-learn")},
+        input_contract=input_contract(model),
         settings=settings,
     )
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..contract import InputContract
 from ..exceptions import IntegrityError
 from ..models import Model, check_installed, save
 from ..settings import Settings
@@ -20,6 +21,23 @@ _CLASSES = ("Booster", "XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClass
 
 def _xgb() -> Any:
     return check_installed("xgboost", "xgboost", "xgboost")
+
+
+def input_contract(model: Any) -> InputContract | None:
+    """The booster's feature count, names and types; XGBoost computes in float32 and takes NaN as missing."""
+    try:
+        booster = model.get_booster() if hasattr(model, "get_booster") else model
+        n = int(booster.num_features())
+        names, types = booster.feature_names, booster.feature_types
+        return InputContract(
+            n_features=n,
+            feature_names=tuple(names) if names else None,
+            feature_types=tuple(types) if types else None,
+            dtype="float32",
+            allow_nan=True,
+        )
+    except Exception:  # noqa: BLE001 - e.g. an unfitted estimator: saved without a contract
+        return None
 
 
 def save_model(
@@ -52,6 +70,7 @@ def save_model(
         options={"model_class": cls},
         framework_name="xgboost",
         framework_versions={"xgboost": xgb.__version__},
+        input_contract=input_contract(model),
         settings=settings,
     )
 
