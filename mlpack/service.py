@@ -116,7 +116,22 @@ class Service:
         self.apis[api_name] = api
         return api
 
-    def openapi_spec(self) -> dict[str, Any]:
-        from .openapi import openapi_spec
+    def input_contract(self) -> dict[str, Any] | None:
+        """The model input contract the OpenAPI document applies to APIs with an open input.
 
-        return openapi_spec(self)
+        Which API calls which runner is only known at run time, so the rule is simple: a
+        service with exactly one runner uses that runner's model contract (None for a model
+        saved without one); a service with several runners, or none, uses none.
+        """
+        if len(self.runners) != 1:
+            return None
+        runner = self.runners[0]
+        contract = getattr(runner, "input_contract", None)
+        if contract is None:
+            contract = getattr(getattr(runner.model, "info", None), "input_contract", None)
+        return contract if isinstance(contract, dict) else None
+
+    def openapi_spec(self) -> dict[str, Any]:
+        from .openapi import openapi_spec  # one way: openapi never imports service
+
+        return openapi_spec(self.name, self.apis.values(), self.input_contract())

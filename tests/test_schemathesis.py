@@ -1,0 +1,73 @@
+"""Schemathesis (``st run --checks all``) against real ``mlpack serve`` servers.
+
+What the OpenAPI document allows, the server accepts; what it forbids, the server refuses;
+and no request, valid or not, gets a server error. Runs are bounded (examples per
+operation, request timeout, a fixed seed) and talk only to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.server import running_server
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+FRAME_PROJECT = Path(__file__).parent / "fixtures" / "frame_project"
+ST = Path(sys.executable).with_name("st")
+
+pytestmark = pytest.mark.slow
+
+
+def train(example: str, home: Path) -> None:
+    env = {**os.environ, "MLPACK_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "train.py"], cwd=EXAMPLES / example, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+
+
+def st_run(url: str, tmp_path: Path, *args: str) -> str:
+    """``st run`` with every check; fails the test with Schemathesis' own report."""
+    cmd = [
+        str(ST), "run", f"{url}/docs.json", "--url", url, "--checks", "all",
+        "--max-examples", "25", "--seed", "20261201", "--request-timeout", "10", "--workers", "1",
+        "--generation-database", "none", "--no-color", "--report-dir", str(tmp_path / "st-report"), *args,
+    ]  # fmt: skip
+    env = {**os.environ, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        env.pop(proxy, None)
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "passed" in out and "failed" not in out.split("SUMMARY")[-1], out
+    return out
+
+
+def test_iris_example(home: Path, tmp_path: Path) -> None:
+    train("iris", home)
+    with running_server("service.py:svc", home=home, cwd=EXAMPLES / "iris") as srv:
+        st_run(srv.url, tmp_path)
+        log = srv.output()
+    assert "Traceback" not in log, log
+
+
+def test_credit_risk_example(home: Path, tmp_path: Path) -> None:
+    train("credit_risk", home)
+    with running_server("service.py:svc", home=home, cwd=EXAMPLES / "credit_risk") as srv:
+        st_run(srv.url, tmp_path)
+        log = srv.output()
+    assert "Traceback" not in log, log
+
+
+def test_dataframe_service_with_declared_columns(home: Path, tmp_path: Path, iris_svc) -> None:
+    import mlpack
+
+    mlpack.sklearn.save_model("iris_clf", iris_svc, signatures={"predict": {"batchable": True, "batch_dim": 0}})
+    with running_server("service.py:svc", home=home, cwd=FRAME_PROJECT) as srv:
+        st_run(srv.url, tmp_path)
+        log = srv.output()
+    assert "Traceback" not in log, log
