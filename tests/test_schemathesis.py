@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 
 def train(example: str, home: Path) -> None:
     env = {**os.environ, "MLPACK_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    res = subprocess.run([sys.executable, "train.py"], cwd=EXAMPLES / example, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "train.py"]
+    res = subprocess.run(cmd, cwd=EXAMPLES / example, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
 
 
