@@ -125,10 +125,12 @@ class NumpyNdarray(IODescriptor):
             item = _json_type(contract["dtype"])
         if self.shape is not None and self.enforce_shape:
             schema = item
-            for size in reversed(self.shape):
+            for depth, size in reversed(list(enumerate(self.shape))):
                 schema = {"type": "array", "items": schema}
                 if size >= 0:
                     schema["minItems"] = schema["maxItems"] = size
+                elif depth < len(self.shape) - 1:
+                    schema["minItems"] = 1  # numpy reads [] as one axis: the inner ones would be lost
             return schema
         width = contract.get("n_features") if contract and self.shape is None else None
         if isinstance(width, int) and width > 0:  # rows of the model's features

@@ -121,6 +121,9 @@ class PandasDataFrame(IODescriptor):
         chunk.check_rows()
         if self.columns and rows and isinstance(rows[0], dict):
             _check_records(rows, self.columns, source)
+        elif rows and isinstance(rows[0], list) and self.orient == "records" and not self._row_schema():
+            names = ", ".join(f'"{c}": ...' for c in self.columns or ())
+            raise BadInput(f"{source}: send records ({{{names}}}): list rows cannot say which value is which type", status=422)
         if columns is None and self.columns and rows and isinstance(rows[0], list) and len(rows[0]) == len(self.columns):
             chunk.columns = self.columns
         try:
@@ -185,29 +188,37 @@ class PandasDataFrame(IODescriptor):
         needs at least one row. ``records`` and ``values`` take both records and list rows.
         The model's input contract is not applied: a frame's columns are the user's choice.
         """
-        cells = {c: self._cell_schema(c) for c in self.columns or ()}
         record: dict[str, Any] = {"type": "object"}
-        row: dict[str, Any] = {"type": "array"}
         if self.columns:
             record["required"] = [str(c) for c in self.columns]
-            record["properties"] = {str(c): cell for c, cell in cells.items()}
-            row["minItems"] = row["maxItems"] = len(self.columns)
-            kinds = {json.dumps(cell, sort_keys=True) for cell in cells.values()}
-            if len(kinds) == 1:
-                row["items"] = cells[self.columns[0]]
-            else:  # OpenAPI 3.0 cannot type list items by position: only records are documented
-                row = {}
+            record["properties"] = {str(c): self._cell_schema(c) for c in self.columns}
+        row = self._row_schema()
+        if not row and self.orient == "values":
+            row = {"type": "array", "minItems": len(self.columns or ()), "maxItems": len(self.columns or ())}
         records = {"type": "array", "minItems": 1, "items": record}
         rows = {"type": "array", "minItems": 1, "items": row}
         if self.orient in ("records", "values"):
             shapes = [records, rows] if self.orient == "records" else [rows, records]
-            return {"anyOf": [s for s in shapes if s["items"]]} if row else records
+            return {"anyOf": shapes} if row else records
         if self.orient == "split":
             return {"type": "object", "required": ["data"], "properties": {
                 "columns": {"type": "array"}, "index": {"type": "array"}, "data": rows}}  # fmt: skip
         if self.orient == "columns":
             return {"type": "object", "minProperties": 1, "additionalProperties": {"type": "object"}}
         return {"type": "object", "minProperties": 1, "additionalProperties": record}  # index
+
+    def _row_schema(self) -> dict[str, Any]:
+        """A list row; {} when declared columns have different types, which OpenAPI 3.0
+        cannot give by position (the ``records`` orient then takes records only)."""
+        row: dict[str, Any] = {"type": "array"}
+        if self.columns:
+            cells = [self._cell_schema(c) for c in self.columns]
+            if len({json.dumps(cell, sort_keys=True) for cell in cells}) > 1:
+                return {}
+            row["minItems"] = row["maxItems"] = len(self.columns)
+            if cells[0]:
+                row["items"] = cells[0]
+        return row
 
     def _cell_schema(self, col: Any) -> dict[str, Any]:
         dtype = self.dtype.get(col) if isinstance(self.dtype, dict) else self.dtype
