@@ -49,7 +49,8 @@ _ERRORS = {
     "503": "Not ready, or the model queue is past its latency budget (see Retry-After)",
     "504": "The API took longer than api_server.timeout",
 }
-_FLOAT32_MAX = 3.4028234663852886e38
+_F32_INF = 2**128 - 2**103  # the smallest double that float32 rounds to infinity
+_F32_INT_MAX = _F32_INF - 2**74 - 1  # the largest integer that rounds to a double below it
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
 
 
@@ -60,22 +61,26 @@ def _error(code: str) -> dict[str, Any]:
     return response
 
 
-def _bounded(schema: Any, bound: float | None) -> Any:
-    """``schema`` with numbers limited to +-``bound``, where it sets no limit of its own.
+def _bounded(schema: Any, float32: bool) -> Any:
+    """``schema`` with numbers limited to what float32 holds, where it sets no limit of its own.
 
-    A model that computes in float32 (XGBoost) cannot take a number beyond float32's range:
-    its input contract refuses it (422), so the schema says so (``minimum``/``maximum``).
+    A model that computes in float32 (XGBoost) cannot take a number that becomes infinite
+    as float32: its input contract refuses it (422), so the schema says so. The limits are
+    exact: a double rounds to float32's largest value below ``_F32_INF``; an integer first
+    rounds to a double, so it must stay below ``_F32_INF - 2**74``.
     """
-    if bound is None:
+    if not float32:
         return schema
     if isinstance(schema, list):
-        return [_bounded(s, bound) for s in schema]
+        return [_bounded(s, float32) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _bounded(v, bound) for k, v in schema.items()}
-    if out.get("type") in ("number", "integer"):
-        out.setdefault("minimum", -bound)
-        out.setdefault("maximum", bound)
+    out = {k: _bounded(v, float32) for k, v in schema.items()}
+    kind = out.get("type")
+    if kind == "integer" and "minimum" not in out and "maximum" not in out:
+        out.update(minimum=-_F32_INT_MAX, maximum=_F32_INT_MAX)
+    elif kind == "number" and "minimum" not in out and "maximum" not in out:
+        out.update(minimum=-float(_F32_INF), maximum=float(_F32_INF), exclusiveMinimum=True, exclusiveMaximum=True)
     return out
 
 
@@ -131,7 +136,7 @@ def openapi_spec(title: str, apis: Iterable[ApiDoc], contract: dict[str, Any] | 
     """
     schemas: dict[str, Any] = {"Error": _ERROR}
     paths: dict[str, Any] = {}
-    bound = _FLOAT32_MAX if contract and contract.get("dtype") == "float32" else None
+    bound = bool(contract and contract.get("dtype") == "float32")
     for api in apis:
         schemas.update(api.output.openapi_components())
         schemas.update({k: _bounded(v, bound) for k, v in api.input.openapi_components().items()})

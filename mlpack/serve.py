@@ -90,7 +90,7 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
         runner.configure(options.batching_for(runner))
         if state.metrics is not None:
             runner.on_batch = state.metrics.batch_hook()
-    spec = json_response(service.openapi_spec()).body
+    spec = service.openapi_json()
     swagger = _SWAGGER_HTML.format(title=f"{service.name} - mlpack")
 
     async def docs_json(_: Request) -> Response:

@@ -131,6 +131,15 @@ class Service:
             contract = getattr(getattr(runner.model, "info", None), "input_contract", None)
         return contract if isinstance(contract, dict) else None
 
+    def openapi_json(self) -> bytes:
+        """The OpenAPI document as served at ``/docs.json``.
+
+        The standard library writes it, not orjson: schema limits may be integers beyond 64 bits.
+        """
+        import json
+
+        return json.dumps(self.openapi_spec(), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
     def openapi_spec(self) -> dict[str, Any]:
         from .openapi import openapi_spec  # one way: openapi never imports service
 

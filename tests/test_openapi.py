@@ -248,9 +248,15 @@ def test_open_numpy_input_takes_its_schema_from_the_models_contract() -> None:
 def test_a_float32_contract_bounds_the_numbers_of_every_input() -> None:
     spec = _service({**IRIS_CONTRACT, "dtype": "float32"}).openapi_spec()
     validate(spec)
-    debt = spec["components"]["schemas"]["CreditApplication"]["properties"]["debt"]
-    assert debt["maximum"] == -debt["minimum"] == 3.4028234663852886e38
-    assert _body_schema(spec, "/predict")["items"]["items"]["maximum"] == 3.4028234663852886e38
+    import numpy as np
+
+    props = spec["components"]["schemas"]["CreditApplication"]["properties"]
+    debt, age = props["debt"], props["age"]
+    assert debt["exclusiveMaximum"] is True and debt["maximum"] == -debt["minimum"]
+    assert _body_schema(spec, "/predict")["items"]["items"]["maximum"] == debt["maximum"]
+    with np.errstate(over="ignore"):  # the limits are exact: inside is finite as float32, the limit is not
+        assert np.isinf(np.float32(debt["maximum"])) and np.isfinite(np.float32(np.nextafter(debt["maximum"], 0)))
+        assert np.isfinite(np.float32(np.float64(age["maximum"]))) and np.isinf(np.float32(np.float64(age["maximum"] + 1)))
     plain = _service(IRIS_CONTRACT).openapi_spec()["components"]["schemas"]["CreditApplication"]["properties"]["debt"]
     assert "maximum" not in plain
 

@@ -135,7 +135,8 @@ class NumpyNdarray(IODescriptor):
         width = contract.get("n_features") if contract and self.shape is None else None
         if isinstance(width, int) and width > 0:  # rows of the model's features
             row = {"type": "array", "items": item, "minItems": width, "maxItems": width}
-            return {"type": "array", "items": row}
+            # at least one row: numpy reads [] as one empty axis, which no model of n features takes
+            return {"type": "array", "items": row, "minItems": 1}
         schema = {"type": "array"}  # the rank is open: nested arrays of any depth
         if self.dtype is not None:
             schema["description"] = f"An array of {_dtype_name(self.dtype)} values, of any rank."
