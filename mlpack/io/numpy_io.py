@@ -63,11 +63,12 @@ class NumpyNdarray(IODescriptor):
             arr = np.asarray(value)
         except ValueError as exc:
             raise BadInput(f"{source} is not a rectangular array: {_ragged(value)}", status=422) from exc
-        if arr.dtype.kind in "iufc" and (b"true" in body or b"false" in body):
+        if (b"true" in body or b"false" in body) and arr.dtype.kind in "iufc":
             _refuse_non_numbers(arr.shape, value, source, "a number")
-        dtype = self._dtype
-        if self.enforce_dtype and dtype is not None and dtype.kind in "iufc" and arr.dtype.kind not in "iuf":
-            _refuse_non_numbers(arr.shape, value, source, f"a valid {dtype}")
+        if self.enforce_dtype:
+            dtype = self._dtype
+            if dtype is not None and dtype.kind in "iufc" and arr.dtype.kind not in "iuf":
+                _refuse_non_numbers(arr.shape, value, source, f"a valid {dtype}")
         arr = self._cast(arr, source)
         if self.enforce_shape:
             _check_shape(arr.shape, self.shape, source, batch=False)  # type: ignore[arg-type]

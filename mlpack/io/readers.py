@@ -136,15 +136,16 @@ def json_error(exc: Any, what: str) -> BadInput:
 
 
 def check_standard_json(body: bytes | str, what: str) -> None:
-    """400 unless ``body`` is standard JSON, for parsers that take NaN and Infinity (pydantic's).
+    """400 if ``body`` has NaN or Infinity outside strings, for parsers that take them (pydantic's).
 
-    The regex scan is fast and matches nearly no real document; orjson then decides.
+    Two substring searches (~1 us) clear nearly every document; orjson decides the rest.
+    (A number beyond a double, ``1e400``, stays pydantic's to judge: it reads infinity.)
     """
+    data = body.encode() if isinstance(body, str) else body
+    if b"NaN" not in data and b"Infinity" not in data:
+        return
     import orjson
 
-    data = body.encode() if isinstance(body, str) else body
-    if _NON_STANDARD.search(data) is None:
-        return
     try:
         orjson.loads(data)
     except orjson.JSONDecodeError as exc:
