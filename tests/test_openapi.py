@@ -287,3 +287,14 @@ def test_openapi_does_not_import_the_service_module() -> None:
     code = "import sys, mlpack.openapi; print('mlpack.service' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_0x_dataframe_input_documents_every_shape_it_reads() -> None:
+    d = DataframeInput()
+    schema = request_schema(d)
+    assert "split object" in schema["description"]
+    for body in ['[{"a": 1}]', "[[1, 2]]"]:
+        assert allowed(schema, body) and status_of(d, body) == 200
+    split = '{"columns": ["a", "b"], "data": [[1, 2]]}'
+    assert parse(d, split).columns.tolist() == ["a", "b"]  # read although OpenAPI 3.0 cannot type it
+    assert status_of(d, '"a string"') == 422 and not allowed(schema, '"a string"')
