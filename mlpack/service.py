@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,14 @@ if TYPE_CHECKING:
 
 # paths the server owns; an API may not take them
 RESERVED_ROUTES = {"/", "/docs.json", "/livez", "/healthz", "/readyz", "/metrics", "/static"}
+
+
+def _plain(contract: Any) -> Any:
+    """A contract as a dict, whether given as a dict or a dataclass (never called: a runner's
+    attributes may be its model's methods)."""
+    if dataclasses.is_dataclass(contract) and not isinstance(contract, type):
+        contract = dataclasses.asdict(contract)
+    return contract
 
 
 class ServiceError(MlpackError):
@@ -126,9 +135,9 @@ class Service:
         if len(self.runners) != 1:
             return None
         runner = self.runners[0]
-        contract = getattr(runner, "input_contract", None)
-        if contract is None:
-            contract = getattr(getattr(runner.model, "info", None), "input_contract", None)
+        contract = _plain(getattr(runner, "input_contract", None))
+        if not isinstance(contract, dict):  # models saved before contracts: None
+            contract = _plain(getattr(getattr(getattr(runner, "model", None), "info", None), "input_contract", None))
         return contract if isinstance(contract, dict) else None
 
     def openapi_json(self) -> bytes:

@@ -26,7 +26,8 @@ class JSON(IODescriptor):
     not an integer (dates, enums and UUIDs still come as strings, as JSON has no other way).
     A model whose ``model_config`` sets ``strict=False`` keeps pydantic's lax conversions.
     Rows of CSV and other files, whose cells carry no JSON types, are validated lax.
-    NaN, Infinity and numbers beyond a double are refused (400) like everywhere else.
+    NaN and Infinity are refused (400) like everywhere else (a number beyond a double, which
+    pydantic reads as infinity, is left to its float validation).
     """
 
     def __init__(self, pydantic_model: type[BaseModel] | None = None, validate_json: bool | None = None) -> None:
