@@ -8,6 +8,7 @@ operation, request timeout, a fixed seed) and talk only to 127.0.0.1.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,11 +25,15 @@ ST = Path(sys.executable).with_name("st")
 pytestmark = pytest.mark.slow
 
 
-def train(example: str, home: Path) -> None:
+def train(example: str, home: Path, tmp_path: Path) -> Path:
+    """A copy of the example (the source tree stays clean), its model trained into ``home``."""
+    project = tmp_path / example
+    shutil.copytree(EXAMPLES / example, project, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "MLPACK_HOME": str(home), "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "train.py"]
-    res = subprocess.run(cmd, cwd=EXAMPLES / example, env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
+    return project
 
 
 def has_contract(tag: str) -> bool:
@@ -63,18 +68,18 @@ def st_run(url: str, tmp_path: Path, *args: str, needs_contract: bool = False) -
 
 
 def test_iris_example(home: Path, tmp_path: Path) -> None:
-    train("iris", home)
+    project = train("iris", home, tmp_path)
     contract = has_contract("iris_clf:latest")
-    with running_server("service.py:svc", home=home, cwd=EXAMPLES / "iris") as srv:
+    with running_server("service.py:svc", home=home, cwd=project) as srv:
         st_run(srv.url, tmp_path, needs_contract=not contract)
         log = srv.output()
     assert "Traceback" not in log, log
 
 
 def test_credit_risk_example(home: Path, tmp_path: Path) -> None:
-    train("credit_risk", home)
+    project = train("credit_risk", home, tmp_path)
     contract = has_contract("credit_risk_model:latest")
-    with running_server("service.py:svc", home=home, cwd=EXAMPLES / "credit_risk") as srv:
+    with running_server("service.py:svc", home=home, cwd=project) as srv:
         st_run(srv.url, tmp_path, needs_contract=not contract)
         log = srv.output()
     assert "Traceback" not in log, log
