@@ -45,6 +45,20 @@ class DataframeInput(PandasDataFrame):
         _ignore(base_kwargs, _BASE_OPTIONS, "DataframeInput")
         # "records" reads lists of rows, records and column dicts alike
         super().__init__(orient=orient or "records", columns=columns, dtype=dtype if dtype is not None else input_dtypes)
+        self._any_orient = orient is None
+
+    def openapi_schema(self, contract: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The ``PandasDataFrame`` schema: records and list rows, declared columns required.
+
+        The 0.x default (``orient=None``) also reads a ``split`` or ``columns`` object; the
+        description says so, as OpenAPI 3.0 cannot tie their parts together (equal lengths).
+        """
+        schema = super().openapi_schema(contract)
+        if self._any_orient:
+            schema["description"] = (
+                "Records or lists of rows; also a split object ({columns, data}) or a columns object ({column: {index: value}})."
+            )
+        return schema
 
 
 class JsonInput(JSON):

@@ -1,27 +1,87 @@
-"""The OpenAPI 3 document of a service, built from its IO descriptors."""
+"""The OpenAPI 3 document of a service, built from plain data: a title and its APIs.
+
+This module knows nothing of ``Service`` (``Service.openapi_spec()`` calls it): it takes
+the APIs, duck-typed as ``ApiDoc``, and the input contract of the model behind them.
+
+Each API's responses list every status the server can answer, each with the error body's
+schema: 400 (malformed body), 413 (too large), 415 (content type), 422 (does not validate,
+or the model refuses this request's data), 500 (a bug in the service, with ``error_id``),
+503 (not ready, or the queue is past its latency budget; ``Retry-After``), 504 (timeout).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
 
 if TYPE_CHECKING:
-    from .service import Service
+    from .io import IODescriptor
+
+
+class ApiDoc(Protocol):
+    """What the document needs of an API (``mlpack.service.API`` has it)."""
+
+    name: str
+    route: str
+    doc: str
+    input: IODescriptor
+    output: IODescriptor
+
 
 _ERROR = {
     "type": "object",
     "properties": {
         "error": {"type": "string", "description": "What went wrong and what to do next."},
-        "details": {"description": "Field errors for 422 responses."},
-        "error_id": {"type": "string", "description": "Id of the logged traceback for 500 responses."},
+        "details": {"description": "Field errors of a 422: a list of {loc, msg, type}."},
+        "error_id": {"type": "string", "description": "Id of the logged traceback, for 500 responses."},
     },
     "required": ["error"],
+    "additionalProperties": False,
 }
+_ERRORS = {
+    "400": "Malformed input: not JSON (NaN and Infinity are not JSON), not UTF-8, a bad header",
+    "413": "Request body too large (api_server.max_request_size)",
+    "415": "Unsupported content type",
+    "422": "Input does not validate, or the model cannot take this request's data",
+    "500": "Error in the service code (the body has an error_id, logged with the traceback)",
+    "503": "Not ready, or the model queue is past its latency budget (see Retry-After)",
+    "504": "The API took longer than api_server.timeout",
+}
+_F32_INF = 2**128 - 2**103  # the smallest double that float32 rounds to infinity
+_F32_INT_MAX = _F32_INF - 2**74 - 1  # the largest integer that rounds to a double below it
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+def _error(code: str) -> dict[str, Any]:
+    response = {"description": _ERRORS[code], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    if code == "503":
+        response["headers"] = _RETRY_AFTER
+    return response
+
+
+def _bounded(schema: Any, float32: bool) -> Any:
+    """``schema`` with numbers limited to what float32 holds, where it sets no limit of its own.
+
+    A model that computes in float32 (XGBoost) cannot take a number that becomes infinite
+    as float32: its input contract refuses it (422), so the schema says so. The limits are
+    exact: a double rounds to float32's largest value below ``_F32_INF``; an integer first
+    rounds to a double, so it must stay below ``_F32_INF - 2**74``.
+    """
+    if not float32:
+        return schema
+    if isinstance(schema, list):
+        return [_bounded(s, float32) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _bounded(v, float32) for k, v in schema.items()}
+    kind = out.get("type")
+    if kind == "integer" and "minimum" not in out and "maximum" not in out:
+        out.update(minimum=-_F32_INT_MAX, maximum=_F32_INT_MAX)
+    elif kind == "number" and "minimum" not in out and "maximum" not in out:
+        out.update(minimum=-float(_F32_INF), maximum=float(_F32_INF), exclusiveMinimum=True, exclusiveMaximum=True)
+    return out
 
 
 def _probe(summary: str, codes: dict[str, str], media: str = "text/plain") -> dict[str, Any]:
@@ -66,30 +126,29 @@ def to_openapi30(schema: Any) -> Any:
     return out
 
 
-def openapi_spec(svc: Service) -> dict[str, Any]:
+def openapi_spec(title: str, apis: Iterable[ApiDoc], contract: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The document of a service named ``title``.
+
+    ``contract`` is the input contract of the model behind the APIs, or None; descriptors
+    that leave shape or dtype open (``NumpyNdarray()``) describe their input by it. Which
+    APIs call which runner cannot be known statically, so the caller decides (see
+    ``Service.input_contract``).
+    """
     schemas: dict[str, Any] = {"Error": _ERROR}
     paths: dict[str, Any] = {}
-    for api in svc.apis.values():
-        for descriptor in (api.input, api.output):
-            schemas.update(descriptor.openapi_components())
+    bound = bool(contract and contract.get("dtype") == "float32")
+    for api in apis:
+        schemas.update(api.output.openapi_components())
+        schemas.update({k: _bounded(v, bound) for k, v in api.input.openapi_components().items()})
         responses = {"200": to_openapi30({"description": "Successful response", **api.output.openapi_responses()})}
-        responses.update(
-            {
-                "400": _error("Malformed input"),
-                "413": _error("Request body too large"),
-                "415": _error("Unsupported content type"),
-                "422": _error("Input does not validate"),
-                "500": _error("Error in the service code or the model"),
-                "503": _error("Not ready, or the model queue is past its latency budget (see Retry-After)"),
-            }
-        )
+        responses.update({code: _error(code) for code in _ERRORS})
         paths[api.route] = {
             "post": {
                 "tags": ["Service APIs"],
-                "operationId": f"{svc.name}__{api.name}",
+                "operationId": f"{title}__{api.name}",
                 "summary": f"{api.name}: {type(api.input).__name__} -> {type(api.output).__name__}",
                 "description": api.doc or f"Calls {api.name}.",
-                "requestBody": to_openapi30(api.input.openapi_request_body()),
+                "requestBody": to_openapi30(_bounded(api.input.openapi_request_body(contract), bound)),
                 "responses": responses,
             }
         }
@@ -97,12 +156,16 @@ def openapi_spec(svc: Service) -> dict[str, Any]:
     paths["/healthz"] = _probe("Health (same as /livez)", {"200": "healthy"})
     paths["/readyz"] = _probe("Readiness: models are loaded", {"200": "ready", "503": "still loading"})
     paths["/metrics"] = _probe("Prometheus metrics", {"200": "metrics in the text exposition format"})
+    paths["/metrics"]["get"]["responses"]["404"] = {
+        "description": "metrics are disabled (api_server.metrics.enabled)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
     return {
         "openapi": "3.0.3",
         "info": {
-            "title": svc.name,
+            "title": title,
             "version": __version__,
-            "description": f"Prediction service **{svc.name}**, served by mlpack {__version__}.",
+            "description": f"Prediction service **{title}**, served by mlpack {__version__}.",
         },
         "tags": [{"name": "Service APIs"}, {"name": "Infrastructure"}],
         "paths": paths,

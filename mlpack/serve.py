@@ -94,7 +94,7 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
         if state.metrics is not None:
             runner.on_batch = state.metrics.batch_hook()
             runner.on_isolate = state.metrics.isolation_hook()
-    spec = json_response(service.openapi_spec()).body
+    spec = service.openapi_json()
     swagger = _SWAGGER_HTML.format(title=f"{service.name} - mlpack")
 
     async def docs_json(_: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,14 @@ if TYPE_CHECKING:
 
 # paths the server owns; an API may not take them
 RESERVED_ROUTES = {"/", "/docs.json", "/livez", "/healthz", "/readyz", "/metrics", "/static"}
+
+
+def _plain(contract: Any) -> Any:
+    """A contract as a dict, whether given as a dict or a dataclass (never called: a runner's
+    attributes may be its model's methods)."""
+    if dataclasses.is_dataclass(contract) and not isinstance(contract, type):
+        contract = dataclasses.asdict(contract)
+    return contract
 
 
 class ServiceError(MlpackError):
@@ -116,7 +125,31 @@ class Service:
         self.apis[api_name] = api
         return api
 
-    def openapi_spec(self) -> dict[str, Any]:
-        from .openapi import openapi_spec
+    def input_contract(self) -> dict[str, Any] | None:
+        """The model input contract the OpenAPI document applies to APIs with an open input.
 
-        return openapi_spec(self)
+        Which API calls which runner is only known at run time, so the rule is simple: a
+        service with exactly one runner uses that runner's model contract (None for a model
+        saved without one); a service with several runners, or none, uses none.
+        """
+        if len(self.runners) != 1:
+            return None
+        runner = self.runners[0]
+        contract = _plain(getattr(runner, "input_contract", None))
+        if not isinstance(contract, dict):  # models saved before contracts: None
+            contract = _plain(getattr(getattr(getattr(runner, "model", None), "info", None), "input_contract", None))
+        return contract if isinstance(contract, dict) else None
+
+    def openapi_json(self) -> bytes:
+        """The OpenAPI document as served at ``/docs.json``.
+
+        The standard library writes it, not orjson: schema limits may be integers beyond 64 bits.
+        """
+        import json
+
+        return json.dumps(self.openapi_spec(), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+    def openapi_spec(self) -> dict[str, Any]:
+        from .openapi import openapi_spec  # one way: openapi never imports service
+
+        return openapi_spec(self.name, self.apis.values(), self.input_contract())

@@ -274,8 +274,16 @@ def test_dataframe_columns_select_and_missing_column_is_422():
 
 def test_dataframe_enforce_dtype_names_row_and_column():
     d = PandasDataFrame(dtype={"a": "int64", "b": "float64"}, enforce_dtype=True)
-    df = read(d, '[{"a": 1, "b": "2.5"}]')
-    assert df["a"].dtype == np.int64 and df["b"].dtype == np.float64
+    df = read(d, '[{"a": 1, "b": 2}, {"a": 2.0, "b": null}]')
+    assert df["a"].dtype == np.int64 and df["b"].dtype == np.float64 and np.isnan(df["b"][1])
+    # JSON is typed: as the OpenAPI schema says, a string or a boolean is not a number
+    for cell, shown in [('"2.5"', "'2.5'"), ("true", "True"), ("false", "False")]:
+        err = bad(d, f'[{{"a": 1, "b": 1.5}}, {{"a": 1, "b": {cell}}}]')
+        assert err.http_status == 422 and "row 2" in str(err) and f"{shown} is not a number" in str(err), str(err)
+    err = bad(d, '[{"a": true, "b": 1.5}]')
+    assert err.http_status == 422 and "column 'a': True is not a number" in str(err)
+    # CSV cells carry no types: numbers in quotes are still numbers there
+    assert read(d, 'a,b\n1,"2.5"\n', "text/csv")["b"].tolist() == [2.5]
     err = bad(d, '[{"a": 1, "b": 2}, {"a": 2, "b": "lots"}]')
     assert err.http_status == 422
     assert "row 2" in str(err) and "'b'" in str(err) and "'lots'" in str(err)
@@ -664,7 +672,7 @@ def test_openapi_document_validates(version):
 
     apis = {
         "classify": (JSON(pydantic_model=Customer), JSON()),
-        "predict": (NumpyNdarray(dtype="float32", shape=(-1, 4), enforce_shape=True), NumpyNdarray()),
+        "predict": (NumpyNdarray(dtype="float32", shape=(-1, 4), enforce_dtype=True, enforce_shape=True), NumpyNdarray()),
         "frame": (PandasDataFrame(columns=["a", "b"], dtype={"a": "int64"}), PandasDataFrame(orient="split")),
         "echo": (Text(), Text()),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from pathlib import Path
 
@@ -142,11 +143,30 @@ def test_openapi_document_is_valid(server) -> None:
     with server.client() as c:
         spec = c.get("/docs.json").json()
     validate(spec)
+    for path, item in spec["paths"].items():
+        if "post" in item:
+            assert {"400", "413", "415", "422", "500", "503", "504"} <= set(item["post"]["responses"]), path
+    assert spec["components"]["schemas"]["Error"]["required"] == ["error"]
     assert spec["openapi"].startswith("3.0")
     assert {"/predict", "/classify", "/echo/text", "/readyz"} <= set(spec["paths"])
     body = spec["paths"]["/classify"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/CreditApplication"}
     assert set(spec["components"]["schemas"]["CreditApplication"]["properties"]) == set(APPLICATION)
+
+
+def test_what_the_schema_forbids_is_refused(server) -> None:
+    headers = {"content-type": "application/json"}
+    with server.client() as c:
+        for field, value in [("price", False), ("income", "1.5"), ("age", 26.5)]:
+            res = c.post("/classify", json={**APPLICATION, field: value})
+            assert res.status_code == 422 and res.json()["details"][0]["loc"] == [field], res.text
+        nan = json.dumps(APPLICATION).replace("0.0", "NaN")
+        for path, body in [("/classify", nan), ("/predict", "[[5.1, NaN, 1.4, 0.2]]"), ("/boom", "[Infinity]")]:
+            res = c.post(path, content=body, headers=headers)
+            assert res.status_code == 400 and "not standard JSON" in res.json()["error"], res.text
+        res = c.post("/predict", json=[[5.1, True, 1.4, 0.2]])
+        assert res.status_code == 422 and "true at index [0, 1] is not a number" in res.json()["error"]
+        assert c.post("/classify", json=APPLICATION).status_code == 200
 
 
 async def _fire(url: str, arrays: list[np.ndarray], path: str = "/count") -> list[httpx.Response]:

@@ -59,6 +59,17 @@ def _loads(body: bytes, charset: str | None, source: str) -> Any:
         raise json_error(exc, source) from exc
 
 
+def json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
+
+
 def _check_shape(got: tuple[int, ...], want: tuple[int, ...], source: str, batch: bool) -> None:
     """``want`` with -1 for any size; in a batch (a file chunk) the first axis is free."""
     if len(got) == len(want) and all(w in (-1, g) or (batch and i == 0) for i, (w, g) in enumerate(zip(want, got))):
@@ -74,7 +85,7 @@ def _json_type(dtype: Any) -> dict[str, Any]:
 
     try:
         kind = np.dtype(dtype).kind
-    except TypeError:
+    except TypeError:  # pandas-only dtypes ("category", "string")
         return {}
     return {"f": {"type": "number"}, "i": {"type": "integer"}, "u": {"type": "integer"}, "b": {"type": "boolean"},
             "U": {"type": "string"}, "S": {"type": "string"},
@@ -192,8 +203,12 @@ class IODescriptor(abc.ABC):
     # -- OpenAPI and bundle.yaml
 
     @abc.abstractmethod
-    def openapi_schema(self) -> dict[str, Any]:
-        """JSON Schema of the payload."""
+    def openapi_schema(self, contract: dict[str, Any] | None = None) -> dict[str, Any]:
+        """JSON Schema of the payload: what the server accepts, no more and no less.
+
+        ``contract`` is a model's input contract (``model.yaml``'s ``input_contract``), for
+        descriptors that leave shape or dtype open; the others ignore it.
+        """
 
     def openapi_components(self) -> dict[str, Any]:
         """Schemas the payload schema refers to, ``{name: schema}``, for ``components.schemas``."""
@@ -202,8 +217,8 @@ class IODescriptor(abc.ABC):
     def _request_types(self) -> tuple[str, ...]:
         return (self.media_type,)
 
-    def openapi_request_body(self) -> dict[str, Any]:
-        schema = self.openapi_schema()
+    def openapi_request_body(self, contract: dict[str, Any] | None = None) -> dict[str, Any]:
+        schema = self.openapi_schema(contract)
         content = {
             t: {"schema": schema if t in JSON_TYPES + ("text/plain",) else {"type": "string"}} for t in self._request_types()
         }

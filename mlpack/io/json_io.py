@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..exceptions import BadInput
 from .base import _UTF8, IODescriptor, _decode_text, _loads
-from .readers import iter_chunks
+from .readers import check_standard_json, iter_chunks
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -19,7 +19,16 @@ _REF = "#/components/schemas/{model}"
 
 
 class JSON(IODescriptor):
-    """JSON in and out. With ``pydantic_model`` the API gets a validated model instance."""
+    """JSON in and out. With ``pydantic_model`` the API gets a validated model instance.
+
+    Request bodies and ``--input`` are validated in pydantic's strict JSON mode, so that what
+    the OpenAPI schema forbids is refused: ``false`` or ``"1.5"`` is not a number, ``1.5`` is
+    not an integer (dates, enums and UUIDs still come as strings, as JSON has no other way).
+    A model whose ``model_config`` sets ``strict=False`` keeps pydantic's lax conversions.
+    Rows of CSV and other files, whose cells carry no JSON types, are validated lax.
+    NaN and Infinity are refused (400) like everywhere else (a number beyond a double, which
+    pydantic reads as infinity, is left to its float validation).
+    """
 
     def __init__(self, pydantic_model: type[BaseModel] | None = None, validate_json: bool | None = None) -> None:
         self.pydantic_model = pydantic_model
@@ -28,6 +37,11 @@ class JSON(IODescriptor):
     @property
     def _validates(self) -> bool:
         return self.pydantic_model is not None and self.validate_json is not False
+
+    @cached_property
+    def _strict(self) -> bool:
+        config = getattr(self.pydantic_model, "model_config", None) or {}
+        return config.get("strict") is not False
 
     @cached_property
     def _adapter(self) -> Any:
@@ -50,8 +64,10 @@ class JSON(IODescriptor):
 
         if not body or body.isspace():
             raise BadInput(f"{source} is empty; expected JSON")
+        data = body if charset in _UTF8 else _decode_text(body, charset, source)
+        check_standard_json(data, source)  # pydantic's parser takes NaN and Infinity
         try:  # pydantic parses and validates in one pass
-            return self._adapter.validate_json(body if charset in _UTF8 else _decode_text(body, charset, source))
+            return self._adapter.validate_json(data, strict=self._strict)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             if first["type"] == "json_invalid":
@@ -90,7 +106,7 @@ class JSON(IODescriptor):
             return {"$ref": _REF.format(model=name)}, {**defs, name: schema}
         return schema, defs
 
-    def openapi_schema(self) -> dict[str, Any]:
+    def openapi_schema(self, contract: dict[str, Any] | None = None) -> dict[str, Any]:
         return copy.deepcopy(self._schema[0])
 
     def openapi_components(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..exceptions import BadInput, ConfigError
-from .base import IODescriptor, _check_shape, _dtype_name, _json_type, _loads
+from .base import IODescriptor, _check_shape, _dtype_name, _json_type, _loads, json_kind
 from .readers import iter_chunks
 
 if TYPE_CHECKING:
@@ -20,6 +20,12 @@ class NumpyNdarray(IODescriptor):
 
     ``dtype`` casts the input (without ``enforce_dtype`` a failed cast keeps the parsed
     array). ``shape`` uses -1 or None for any size and is checked with ``enforce_shape``.
+
+    The OpenAPI schema states what is enforced: item types with ``enforce_dtype`` (a numeric
+    dtype then refuses strings, booleans and nulls), sizes with ``enforce_shape``. The body
+    must be a JSON array; booleans mixed with numbers are refused (numpy would silently make
+    them 0 and 1). When neither is declared, ``openapi_schema(contract)`` takes the width and
+    dtype from the model's input contract (see ``mlpack.openapi``).
     """
 
     def __init__(
@@ -51,12 +57,18 @@ class NumpyNdarray(IODescriptor):
         import numpy as np
 
         value = _loads(body, charset, source)
-        if isinstance(value, dict):
-            raise BadInput(f"{source}: expected a JSON array, found an object", status=422)
+        if not isinstance(value, list) and (self.shape is None or self.shape):
+            raise BadInput(f"{source}: expected a JSON array, found {json_kind(value)}", status=422)
         try:
             arr = np.asarray(value)
         except ValueError as exc:
             raise BadInput(f"{source} is not a rectangular array: {_ragged(value)}", status=422) from exc
+        if (b"true" in body or b"false" in body) and arr.dtype.kind in "iufc":
+            _refuse_non_numbers(arr.shape, value, source, "a number")
+        if self.enforce_dtype:
+            dtype = self._dtype
+            if dtype is not None and dtype.kind in "iufc" and arr.dtype.kind not in "iuf":
+                _refuse_non_numbers(arr.shape, value, source, f"a valid {dtype}")
         arr = self._cast(arr, source)
         if self.enforce_shape:
             _check_shape(arr.shape, self.shape, source, batch=False)  # type: ignore[arg-type]
@@ -104,14 +116,31 @@ class NumpyNdarray(IODescriptor):
 
         return np.concatenate(chunks) if chunks else np.empty((0,), dtype=self._dtype or float)
 
-    def openapi_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = _json_type(self._dtype) if self._dtype is not None else {"type": "number"}
-        if self.shape is None:
-            return {"type": "array", "items": {}}
-        for size in reversed(self.shape):
-            schema = {"type": "array", "items": schema}
-            if self.enforce_shape and size >= 0:
-                schema["minItems"] = schema["maxItems"] = size
+    def openapi_schema(self, contract: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What the server accepts: typed items with ``enforce_dtype``, sized arrays with
+        ``enforce_shape``; ``contract`` (a model's input contract) fills in what is left open."""
+        item: dict[str, Any] = {}
+        if self.enforce_dtype:
+            item = _json_type(self._dtype)
+        elif self.dtype is None and contract and contract.get("dtype"):
+            item = _json_type(contract["dtype"])
+        if self.shape is not None and self.enforce_shape:
+            schema = item
+            for depth, size in reversed(list(enumerate(self.shape))):
+                schema = {"type": "array", "items": schema}
+                if size >= 0:
+                    schema["minItems"] = schema["maxItems"] = size
+                elif depth < len(self.shape) - 1:
+                    schema["minItems"] = 1  # numpy reads [] as one axis: the inner ones would be lost
+            return schema
+        width = contract.get("n_features") if contract and self.shape is None else None
+        if isinstance(width, int) and width > 0:  # rows of the model's features
+            row = {"type": "array", "items": item, "minItems": width, "maxItems": width}
+            # at least one row: numpy reads [] as one empty axis, which no model of n features takes
+            return {"type": "array", "items": row, "minItems": 1}
+        schema = {"type": "array"}  # the rank is open: nested arrays of any depth
+        if self.dtype is not None:
+            schema["description"] = f"An array of {_dtype_name(self.dtype)} values, of any rank."
         return schema
 
     def to_spec(self) -> dict[str, Any]:
@@ -135,3 +164,16 @@ def _ragged(value: Any) -> str:
                 found = len(row) if isinstance(row, list) else "not a list"
                 return f"row {i + 1} has {found} values, row 1 has {width}"
     return "rows have different lengths"
+
+
+def _refuse_non_numbers(shape: tuple[int, ...], value: Any, source: str, what: str) -> None:
+    """422 naming the first boolean, string or null of ``value``, the nested lists numpy read."""
+    import numpy as np
+
+    for idx in np.ndindex(shape):
+        item = value
+        for i in idx:
+            item = item[i]
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            shown = "null" if item is None else str(item).lower() if isinstance(item, bool) else repr(item)
+            raise BadInput(f"{source}: {shown} at index {list(idx)} is not {what}", status=422)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io as _io
+import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -72,13 +74,39 @@ class PandasDataFrame(IODescriptor):
     def _request_types(self) -> tuple[str, ...]:
         return ("application/json", "text/csv")
 
+    def openapi_request_body(self, contract: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = super().openapi_request_body(contract)
+        body["content"]["text/csv"]["schema"] = self._csv_schema()
+        return body
+
+    def _csv_schema(self) -> dict[str, Any]:
+        """A CSV body; with declared numeric columns, a pattern of exactly what is accepted:
+        an optional header of the columns, then one or more rows of numbers."""
+        schema: dict[str, Any] = {"type": "string", "minLength": 1}
+        if not self.columns:
+            return schema
+        cells = []
+        for col in self.columns:
+            kind = self._cell_schema(col).get("type")
+            if kind not in ("number", "integer"):
+                return schema
+            number = "-?[0-9]{1,15}" + ("([.][0-9]{1,15})?" if kind == "number" else "")
+            # an empty cell is a missing value, but an empty line is no row at all
+            cells.append(f"({number})?" if kind == "number" and len(self.columns) > 1 else number)
+        header = ",".join(re.escape(str(c)) for c in self.columns)
+        row = ",".join(cells)
+        schema["pattern"] = f"^({header}\\r?\\n)?({row}\\r?\\n)*{row}(\\r?\\n)?$"
+        return schema
+
     def _parse(self, body: bytes, mime: str, charset: str | None, source: str) -> pd.DataFrame:
         if mime in CSV_TYPES:
             text = _decode_text(body, charset, source)
             df = read_csv(_io.StringIO(text), source, self.columns)
         else:
             df = self._from_json(_loads(body, charset, source), source)
-        return self._check(df, source, lambda i: f"row {i + 1}", batch=False)
+        if len(df) == 0:
+            raise BadInput(f"{source} has no rows", status=422)
+        return self._check(df, source, lambda i: f"row {i + 1}", batch=False, strict=mime not in CSV_TYPES)
 
     def _parse_text(self, text: str, fmt: str | None) -> Any:
         if fmt is None and text.lstrip()[:1] not in ("[", "{"):
@@ -91,6 +119,11 @@ class PandasDataFrame(IODescriptor):
         if not isinstance(rows, list):
             return rows
         chunk.check_rows()
+        if self.columns and rows and isinstance(rows[0], dict):
+            _check_records(rows, self.columns, source)
+        elif rows and isinstance(rows[0], list) and self.orient == "records" and not self._row_schema():
+            names = ", ".join(f'"{c}": ...' for c in self.columns or ())
+            raise BadInput(f"{source}: send records ({{{names}}}): list rows cannot say which value is which type", status=422)
         if columns is None and self.columns and rows and isinstance(rows[0], list) and len(rows[0]) == len(self.columns):
             chunk.columns = self.columns
         try:
@@ -101,7 +134,9 @@ class PandasDataFrame(IODescriptor):
             raise BadInput(f"{source} is not a table: {exc}", status=422) from exc
         return df
 
-    def _check(self, df: pd.DataFrame, source: str, where: Callable[[int], str], batch: bool) -> pd.DataFrame:
+    def _check(
+        self, df: pd.DataFrame, source: str, where: Callable[[int], str], batch: bool, strict: bool = False
+    ) -> pd.DataFrame:
         import pandas as pd
 
         if self.columns is not None:
@@ -112,7 +147,7 @@ class PandasDataFrame(IODescriptor):
                 raise BadInput(f"{source}: missing column(s) {', '.join(map(repr, missing))}", status=422)
             if list(df.columns) != self.columns:
                 df = df[self.columns]
-        df = cast_frame(df, self.dtype, self.enforce_dtype, where)
+        df = cast_frame(df, self.dtype, self.enforce_dtype, where, strict)
         if self.enforce_shape:
             _check_shape(df.shape, self.shape, source, batch)  # type: ignore[arg-type]
         return df
@@ -147,23 +182,52 @@ class PandasDataFrame(IODescriptor):
             obj = obj.tolist() if self.orient in ("records", "values") else obj.to_frame()
         return to_json_bytes(_frame_json(obj, self.orient) if isinstance(obj, pd.DataFrame) else obj)
 
-    def openapi_schema(self) -> dict[str, Any]:
-        def cell(col: Any) -> dict[str, Any]:
-            dtype = self.dtype.get(col) if isinstance(self.dtype, dict) else self.dtype
-            return _json_type(dtype) if dtype is not None else {}
-
-        row: dict[str, Any] = {"type": "object"}
+    def openapi_schema(self, contract: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What the server accepts. Declared ``columns`` are required in every record (and
+        give the width of list rows); cells are typed with ``enforce_dtype``. An HTTP body
+        needs at least one row. ``records`` and ``values`` take both records and list rows.
+        The model's input contract is not applied: a frame's columns are the user's choice.
+        """
+        record: dict[str, Any] = {"type": "object"}
         if self.columns:
-            row["properties"] = {str(c): cell(c) for c in self.columns}
-        table = {"type": "array", "items": {"type": "array", "items": {}}}
-        return {
-            "records": {"type": "array", "items": row},
-            "values": table,
-            "split": {"type": "object", "required": ["data"], "properties": {
-                "columns": {"type": "array", "items": {}}, "index": {"type": "array", "items": {}}, "data": table}},
-            "columns": {"type": "object", "additionalProperties": {"type": "object"}},
-            "index": {"type": "object", "additionalProperties": row},
-        }[self.orient]  # fmt: skip
+            record["required"] = [str(c) for c in self.columns]
+            record["properties"] = {str(c): self._cell_schema(c) for c in self.columns}
+        row = self._row_schema()
+        if not row and self.orient == "values":
+            row = {"type": "array", "minItems": len(self.columns or ()), "maxItems": len(self.columns or ())}
+        records = {"type": "array", "minItems": 1, "items": record}
+        rows = {"type": "array", "minItems": 1, "items": row}
+        if self.orient in ("records", "values"):
+            shapes = [records, rows] if self.orient == "records" else [rows, records]
+            return {"anyOf": shapes} if row else records
+        if self.orient == "split":
+            return {"type": "object", "required": ["data"], "properties": {
+                "columns": {"type": "array"}, "index": {"type": "array"}, "data": rows}}  # fmt: skip
+        if self.orient == "columns":
+            return {"type": "object", "minProperties": 1, "additionalProperties": {"type": "object"}}
+        return {"type": "object", "minProperties": 1, "additionalProperties": record}  # index
+
+    def _row_schema(self) -> dict[str, Any]:
+        """A list row; {} when declared columns have different types, which OpenAPI 3.0
+        cannot give by position (the ``records`` orient then takes records only)."""
+        row: dict[str, Any] = {"type": "array"}
+        if self.columns:
+            cells = [self._cell_schema(c) for c in self.columns]
+            if len({json.dumps(cell, sort_keys=True) for cell in cells}) > 1:
+                return {}
+            row["minItems"] = row["maxItems"] = len(self.columns)
+            if cells[0]:
+                row["items"] = cells[0]
+        return row
+
+    def _cell_schema(self, col: Any) -> dict[str, Any]:
+        dtype = self.dtype.get(col) if isinstance(self.dtype, dict) else self.dtype
+        if not self.enforce_dtype or dtype is None:
+            return {}
+        cell = _json_type(dtype)
+        if cell.get("type") == "number":
+            cell["nullable"] = True  # null is a missing value (NaN)
+        return cell
 
     def to_spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"type": "PandasDataFrame", "orient": self.orient}
@@ -179,3 +243,12 @@ class PandasDataFrame(IODescriptor):
         if self.enforce_shape:
             spec["enforce_shape"] = True
         return spec
+
+
+def _check_records(rows: list[Any], columns: list[Any], source: str) -> None:
+    """422 naming the first record that lacks a declared column (pandas would fill in NaN)."""
+    want = set(columns)
+    for i, row in enumerate(rows):
+        if isinstance(row, dict) and not row.keys() >= want:
+            missing = [c for c in columns if c not in row]
+            raise BadInput(f"{source}: row {i + 1} is missing column(s) {', '.join(map(repr, missing))}", status=422)

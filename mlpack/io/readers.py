@@ -119,8 +119,37 @@ def iter_csv(source: str | Path | IO[str], chunk_size: int, name: str, names: li
         raise _parser_error(exc, name, header_lines) from exc
 
 
+# tokens of JavaScript, not JSON (RFC 8259): a number too large for a double, NaN, Infinity
+_NON_STANDARD = re.compile(rb"NaN|Infinity|[0-9][eE]\+?[0-9]{3}")
+
+
 def json_error(exc: Any, what: str) -> BadInput:
+    """The 400 for a document orjson refuses; NaN, Infinity and overflowing numbers say so."""
+    doc = exc.doc.encode() if isinstance(exc.doc, str) else exc.doc
+    if isinstance(doc, (bytes, bytearray)) and exc.pos is not None:
+        if _NON_STANDARD.match(doc, exc.pos) or _NON_STANDARD.match(doc, max(exc.pos - 1, 0)) or "infinity" in exc.msg:
+            return BadInput(
+                f"{what} is not standard JSON: NaN, Infinity and numbers beyond a double are not allowed "
+                f"(at line {exc.lineno} column {exc.colno}); send null or a finite number"
+            )
     return BadInput(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+
+
+def check_standard_json(body: bytes | str, what: str) -> None:
+    """400 if ``body`` has NaN or Infinity outside strings, for parsers that take them (pydantic's).
+
+    Two substring searches (~1 us) clear nearly every document; orjson decides the rest.
+    (A number beyond a double, ``1e400``, stays pydantic's to judge: it reads infinity.)
+    """
+    data = body.encode() if isinstance(body, str) else body
+    if b"NaN" not in data and b"Infinity" not in data:
+        return
+    import orjson
+
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise json_error(exc, what) from exc
 
 
 def iter_json(

@@ -92,11 +92,12 @@ def _replace(df: pd.DataFrame, columns: dict[Any, Any]) -> pd.DataFrame:
     return df
 
 
-def cast_frame(df: pd.DataFrame, dtype: Any, enforce: bool, where: Where) -> pd.DataFrame:
+def cast_frame(df: pd.DataFrame, dtype: Any, enforce: bool, where: Where, strict: bool = False) -> pd.DataFrame:
     """Cast columns to ``dtype`` (one dtype or ``{column: dtype}``).
 
     With ``enforce`` a value that does not fit names its row and column; without it, a
-    column that cannot be cast is left as it is.
+    column that cannot be cast is left as it is. ``strict`` (cells parsed from JSON, which
+    are typed) also refuses strings and booleans where a number is wanted.
     """
     import numpy as np
     import pandas as pd
@@ -115,6 +116,8 @@ def cast_frame(df: pd.DataFrame, dtype: Any, enforce: bool, where: Where) -> pd.
         if enforce and kind in "iufb":
             numbers = pd.to_numeric(series, errors="coerce") if series.dtype.kind not in "iufb" else series
             checks = [(numbers.isna() & series.notna(), "is not a number")]
+            if strict and kind in "iuf" and series.dtype.kind in "bO":
+                checks.insert(0, (series.map(_not_a_number).astype(bool), "is not a number"))
             if kind in "iu":
                 checks.append((series.isna(), "is missing"))
                 if numbers.dtype.kind == "f":
@@ -132,6 +135,10 @@ def cast_frame(df: pd.DataFrame, dtype: Any, enforce: bool, where: Where) -> pd.
             if enforce:
                 raise BadInput(f"{column_label(col)} cannot be read as {target}: {exc}", status=422) from exc
     return _replace(df, out) if out else df
+
+
+def _not_a_number(value: Any) -> bool:
+    return isinstance(value, (bool, str)) or type(value).__name__ == "bool_"
 
 
 def _plain(value: Any) -> Any:

@@ -68,7 +68,7 @@ class Text(IODescriptor):
             return to_json_bytes(obj).decode()
         return super().to_cli(obj, fmt)
 
-    def openapi_schema(self) -> dict[str, Any]:
+    def openapi_schema(self, contract: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"type": "string"}
 
     def to_spec(self) -> dict[str, Any]:
