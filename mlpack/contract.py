@@ -18,6 +18,8 @@ computes in float32. Anything else (e.g. an ``xgboost.DMatrix``) is passed on un
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +29,8 @@ from .exceptions import BadInput, IntegrityError
 __all__ = ["InputContract"]
 
 DTYPES = ("float64", "float32")
-FLOAT32_MAX = 3.4028234663852886e38
+# the smallest double that float32 rounds to infinity: anything below it is a finite float32
+FLOAT32_INF = float(2**128 - 2**103)
 _KEYS = ("n_features", "feature_names", "feature_types", "dtype", "allow_nan")
 
 
@@ -66,7 +69,9 @@ class InputContract:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
         # the largest magnitude the model computes with (precomputed: checked on every request)
-        object.__setattr__(self, "_limit", FLOAT32_MAX if self.dtype == "float32" else 1.7976931348623157e308)
+        # the largest double that is still finite as float32 (or as float64)
+        limit = math.nextafter(FLOAT32_INF, 0.0) if self.dtype == "float32" else sys.float_info.max
+        object.__setattr__(self, "_limit", limit)
         if not isinstance(self.allow_nan, bool):
             raise ValueError(f"allow_nan must be true or false, not {self.allow_nan!r}")
 
@@ -134,7 +139,12 @@ class InputContract:
             self._check_floats(a)
         elif kind == "O":
             self._check_objects(a)
-        elif kind not in "biu":
+        elif kind == "b":
+            # true/false are not numbers to a client (the schema says number); numpy would
+            # silently make them 0/1. DataFrames keep boolean columns: those are real features.
+            where = self._where(0)
+            raise _bad(f"{where} of row 0 is a boolean ({str(bool(a.flat[0])).lower()}), not a number")
+        elif kind not in "iu":
             self._not_numbers(a)
 
     def _check_floats(self, a: Any, columns: Sequence[Any] | None = None) -> None:
@@ -146,7 +156,7 @@ class InputContract:
         with np.errstate(invalid="ignore", over="ignore"):
             wrong = np.isinf(a)
             if self.dtype == "float32":
-                wrong |= np.abs(a) > FLOAT32_MAX  # NaN compares False
+                wrong |= np.abs(a) >= FLOAT32_INF  # NaN compares False
             if not self.allow_nan:
                 wrong |= np.isnan(a)
         found = np.argwhere(wrong)
@@ -190,13 +200,13 @@ class InputContract:
                         continue
                     where = self._where(column)
                     raise _bad(f"{where} of row {i} is null; this model does not accept missing values")
-                if isinstance(v, (bool, np.bool_)):
-                    continue
+                if isinstance(v, (bool, np.bool_)) and columns is None:
+                    raise _bad(f"{self._where(column)} of row {i} is a boolean ({str(bool(v)).lower()}), not a number")
                 if not isinstance(v, (int, float, np.integer, np.floating)):
                     where = self._where(column)
                     raise _bad(f"{where} of row {i} is not a number ({_show(v)})")
                 f = float(v)
-                if (math.isnan(f) and not self.allow_nan) or math.isinf(f) or (self.dtype == "float32" and abs(f) > FLOAT32_MAX):
+                if (math.isnan(f) and not self.allow_nan) or math.isinf(f) or (self.dtype == "float32" and abs(f) >= FLOAT32_INF):
                     self._refuse_value(i, column, f)
 
     def _not_numbers(self, a: Any, columns: Sequence[Any] | None = None) -> None:
@@ -267,5 +277,5 @@ class InputContract:
         coo = coo if coo is not None else m.tocoo()
         for i, j, v in zip(coo.row, coo.col, coo.data):
             f = float(v)
-            if (f != f and not self.allow_nan) or abs(f) == np.inf or (self.dtype == "float32" and abs(f) > FLOAT32_MAX):
+            if (f != f and not self.allow_nan) or abs(f) == np.inf or (self.dtype == "float32" and abs(f) >= FLOAT32_INF):
                 self._refuse_value(int(i), int(j), f)

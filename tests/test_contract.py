@@ -244,3 +244,18 @@ def test_xgboost_runner_takes_dictvectorizer_output_sparse_or_dense(home: Path) 
             runner.predict.run(dv.transform([{"debt": 1e300, "home": "owner"}]))
         with pytest.raises(BadInput, match="expected 3 columns, got 2"):
             runner.predict.run(dv.transform(records[:1])[:, :2])
+
+
+def test_booleans_are_not_numbers_in_arrays_but_boolean_frame_columns_are_features() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from mlpack.contract import InputContract
+    from mlpack.exceptions import BadInput
+
+    contract = InputContract(n_features=2, feature_names=("a", "b"), feature_types=None, dtype="float64", allow_nan=False)
+    for bad in (np.array([[True, False]]), np.array([[1.0, True]], dtype=object)):
+        with pytest.raises(BadInput, match="is a boolean") as info:
+            contract.check(bad)
+        assert info.value.http_status == 422
+    contract.check(pd.DataFrame({"a": [True, False], "b": [1.0, 2.0]}))
