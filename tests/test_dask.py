@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.slow
 
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 DASK = str(Path(sys.executable).parent / "dask")
+ROOT = Path(__file__).resolve().parent.parent
 
 SERVICE = """
 import os
@@ -170,33 +172,40 @@ def test_parquet_and_folder_outputs_match_a_local_run(cli, project, cluster) -> 
     parts = sorted((project / "pq-parts").iterdir())
     assert [p.name for p in parts] == [f"part-{i:05d}.parquet" for i in range(8)]
     pd.testing.assert_frame_equal(pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True), local)
-    # a folder of CSV parts from a folder of CSV inputs: each part a whole CSV document
-    inputs = project.parent / "inputs"
-    inputs.mkdir()
+
+
+def readme_commands() -> list[list[str]]:
+    """The `mlpack run` commands of the README's "Scaling out / Dask" section."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Dask", 1)[1].split("\n## ", 1)[0]
+    return [shlex.split(line) for line in section.splitlines() if line.startswith("mlpack run")]
+
+
+def test_the_readme_commands_on_a_bundle(cli, project, cluster, tmp_path) -> None:
+    """A built bundle over a folder of CSV files: a local cluster to one file, the test cluster to parts."""
+    commands = readme_commands()
+    assert len(commands) == 2
+    (project / "mlpackfile.yaml").write_text('service: "service.py:svc"\n')
+    ok(cli("build", cwd=project, env={"IMPORT_LOG": str(tmp_path / "build.log")}))
     rows = (project.parent / "rows.csv").read_text().splitlines(keepends=True)
-    (inputs / "a.csv").write_text("".join(rows[:1201]))
-    (inputs / "b.csv").write_text(rows[0] + "".join(rows[1201:]))
-    ok(run(cli, project, "service.py:svc", "predict", "--input-file", str(project.parent / "rows.csv"), "-o", "csv"))
-    ok(run(cli, project, "service.py:svc", "predict", "--input-file", str(inputs), "--output-dir", "csv-parts",
-           "--partition-size", "5000", cluster=cluster))  # fmt: skip
-    texts = [p.read_text() for p in sorted((project / "csv-parts").iterdir())]
-    assert len(texts) > 2 and all(t.startswith("result\n") for t in texts)
-    ok(run(cli, project, "service.py:svc", "predict", "--input-file", str(project.parent / "rows.csv"),
+    data = project / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("".join(rows[:1201]))
+    (data / "b.csv").write_text(rows[0] + "".join(rows[1201:]))
+    ok(run(cli, project, "iris_classifier:latest", "predict", "--input-file", str(project.parent / "rows.csv"),
            "--output-file", "local.csv"))  # fmt: skip
-    joined = "result\n" + "".join(t.removeprefix("result\n") for t in texts)
-    assert joined == (project / "local.csv").read_text()
-
-
-def test_a_bundle_is_shipped_and_gives_the_local_output(cli, project, cluster) -> None:
-    (project / "mlpackfile.yaml").write_text('service: "service.py:svc"\nname: iris\n')
-    built = cli("build", "-o", "tag", cwd=project, env={"IMPORT_LOG": str(project / "build.log")})
-    ok(built)
-    tag = built.stdout.strip()
-    src = str(project.parent / "rows.csv")
-    ok(run(cli, project, tag, "predict", "--input-file", src, "--output-file", "local.csv"))
-    ok(run(cli, project, tag, "predict", "--input-file", src, "--output-file", "dask.csv", "--partition-size", "8000",
-           cluster=cluster))  # fmt: skip
-    assert (project / "dask.csv").read_bytes() == (project / "local.csv").read_bytes()
+    local = (project / "local.csv").read_text()
+    log = tmp_path / "local-cluster.log"
+    first = [*commands[0][1:], "--partition-size", "6000"]
+    ok(cli(*first, cwd=project, env={"IMPORT_LOG": str(log)}))
+    assert (project / "predictions.csv").read_text() == local
+    pids = log.read_text().split()
+    assert len(pids) == len(set(pids)) == 3  # the client and two worker processes, each importing once
+    second = [a.replace("tcp://127.0.0.1:8786", cluster["address"]) for a in commands[1][1:]]
+    ok(cli(*second, "--partition-size", "5000", cwd=project, env={"IMPORT_LOG": str(log)}))
+    texts = [p.read_text() for p in sorted((project / "predictions").iterdir())]
+    assert len(texts) > 2 and all(t.startswith("result\n") for t in texts)  # each part a whole CSV document
+    assert "result\n" + "".join(t.removeprefix("result\n") for t in texts) == local
 
 
 def test_a_bad_row_stops_the_run_with_the_local_message(cli, project, cluster) -> None:
@@ -227,19 +236,6 @@ def test_an_untrusted_model_is_not_shipped(cli, project, cluster) -> None:
     assert res.returncode != 0
     assert f"mlpack models trust {model.tag}" in res.stderr
     assert cluster["log"].read_text() == ""  # no worker imported the service
-
-
-def test_a_local_cluster_of_two_workers(cli, project, tmp_path) -> None:
-    src = project.parent / "rows.csv"
-    ok(run(cli, project, "service.py:svc", "predict", "--input-file", str(src), "--output-file", "local.csv"))
-    res = run(cli, project, "service.py:svc", "predict", "--input-file", str(src), "--output-file", "dask.csv",
-              "--engine", "dask", "--workers", "2", "--partition-size", "6000",
-              env={"IMPORT_LOG": str(tmp_path / "lc.log")})  # fmt: skip
-    ok(res)
-    assert (project / "dask.csv").read_bytes() == (project / "local.csv").read_bytes()
-    pids = (tmp_path / "lc.log").read_text().split()
-    assert len(set(pids)) == 3  # the client and two worker processes, each importing the service once
-    assert len(pids) == 3
 
 
 def test_usage_errors(cli, project, tmp_path) -> None:
