@@ -58,6 +58,7 @@ def connect(options: DaskOptions, preload: tuple[str, ...] = ()) -> Iterator[Cli
     A LocalCluster's worker processes fork from a server that imported ``preload`` (and
     distributed, numpy, pandas) once, unless dask is configured to another start method:
     spawning each worker from scratch costs seconds of CPU per worker on a small machine.
+    Its workers run without the sampling profiler (only a dashboard shows its results).
     """
     address = options.resolved_scheduler()
     if address is not None:
@@ -93,10 +94,13 @@ def _fork_server(preload: tuple[str, ...]) -> Iterator[None]:
     from distributed.utils import get_mp_context
 
     key = "distributed.worker.multiprocessing-method"
+    # the workers' sampling profiler (every 10 ms) costs a few % of a core each, for a dashboard we do not start
+    quiet = {"distributed.worker.profile.enabled": False}
     if dask.config.get(key) != "spawn":  # chosen by the user: keep it
-        yield
+        with dask.config.set(quiet):
+            yield
         return
-    with dask.config.set({key: "forkserver"}):
+    with dask.config.set({key: "forkserver", **quiet}):
         # after distributed's own call, which would replace the list
         get_mp_context().set_forkserver_preload(["distributed", "numpy", "pandas", "mlpack.dask_engine", *preload])
         yield

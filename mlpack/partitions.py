@@ -20,7 +20,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -121,7 +121,7 @@ def plan(spec: str, fmt: str | None, descriptor: Any, partition_bytes: int | Non
             found = _line_parts(url, name, kind, size, partition_bytes, descriptor)
         else:
             found = [Partition(0, url, name, kind)]
-        parts += [Partition(**{**p.__dict__, "index": len(parts) + i}) for i, p in enumerate(found)]
+        parts += [replace(p, index=len(parts) + i) for i, p in enumerate(found)]
     return parts
 
 
