@@ -166,9 +166,9 @@ def test_parquet_and_folder_outputs_match_a_local_run(cli, project, cluster) -> 
     local = pd.read_parquet(project / "local.parquet")
     assert len(local) == 3000
     pd.testing.assert_frame_equal(pd.read_parquet(project / "dask.parquet"), local)
-    # a folder of Parquet parts, one per row group here, in order
+    # a folder of Parquet parts, one per row group here, in order; the scheduler from the environment
     ok(run(cli, project, "service.py:svc", "predict_df", "--input-file", str(src), "--output-dir", "pq-parts",
-           "--partition-size", "1", cluster=cluster))  # fmt: skip
+           "--partition-size", "1", "--engine", "dask", env={"MLPACK_DASK_SCHEDULER": cluster["address"]}))  # fmt: skip
     parts = sorted((project / "pq-parts").iterdir())
     assert [p.name for p in parts] == [f"part-{i:05d}.parquet" for i in range(8)]
     pd.testing.assert_frame_equal(pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True), local)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import typer
@@ -159,7 +160,7 @@ def _run_on_dask(
 
     out = output_file if output_file is not None else (None if output_dir is not None else sys.stdout)
     show = sys.stderr.isatty()
-    with _progress(show) as advance:
+    with _progress(show) as advance, _quiet_broken_pipe():
         stats = run_dask(
             loaded,
             spec,
@@ -177,6 +178,19 @@ def _run_on_dask(
         from .output import info_line
 
         info_line(f"{stats.rows:,} rows in {stats.chunks:,} partitions, {stats.seconds:.2f} s")
+
+
+@contextlib.contextmanager
+def _quiet_broken_pipe():  # noqa: ANN202
+    """`mlpack run ... | head`: the reader is gone; not an error of ours."""
+    import os
+    import sys
+
+    try:
+        yield
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
 
 
 def _progress(show: bool):  # noqa: ANN202 - a context manager yielding a callback or None
