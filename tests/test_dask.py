@@ -13,6 +13,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,3 +248,38 @@ def test_usage_errors(cli, project, tmp_path) -> None:
               "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9",
               env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})  # fmt: skip
     assert res.returncode != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in res.stderr
+
+
+def test_a_progress_bar_on_a_terminal_only(project, cluster, home) -> None:
+    """stderr a terminal: rich's progress and a summary line; the results on stdout stay clean."""
+    import pty
+
+    src = str(project.parent / "rows.csv")
+    args = [sys.executable, "-m", "mlpack", "run", "service.py:svc", "predict", "--input-file", src, "-o", "csv",
+            "--engine", "dask", "--scheduler", cluster["address"], "--partition-size", "8000"]  # fmt: skip
+    env = {**os.environ, "MLPACK_HOME": str(home), "IMPORT_LOG": str(project.parent / "client.log")}
+    leader, follower = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # read while it runs: a full terminal buffer would block the writer
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the terminal closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        proc = subprocess.run(args, cwd=project, env=env, stdout=subprocess.PIPE, stderr=follower, timeout=120)
+    finally:
+        os.close(follower)
+        reader.join(timeout=10)
+        os.close(leader)
+    shown = b"".join(chunks)
+    assert proc.returncode == 0, shown
+    assert b"rows" in shown and b"3,000 rows in" in shown and b"partitions" in shown
+    assert proc.stdout.startswith(b"result\n") and proc.stdout.count(b"\n") == 3001 and b"\x1b" not in proc.stdout

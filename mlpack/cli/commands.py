@@ -177,7 +177,8 @@ def _run_on_dask(
     if show:
         from .output import info_line
 
-        info_line(f"{stats.rows:,} rows in {stats.chunks:,} partitions, {stats.seconds:.2f} s")
+        parts = "partition" if stats.chunks == 1 else "partitions"
+        info_line(f"{stats.rows:,} rows in {stats.chunks:,} {parts}, {stats.seconds:.2f} s")
 
 
 @contextlib.contextmanager
