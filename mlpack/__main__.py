@@ -2,4 +2,5 @@ from __future__ import annotations
 
 from mlpack.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned worker process (Dask, multiprocessing) imports it
+    main()

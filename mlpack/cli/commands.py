@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import typer
@@ -82,6 +83,17 @@ def run(
     working_dir: Optional[str] = typer.Option(
         None, "--working-dir", help="Where module.py targets and mlpackfile.yaml are found."
     ),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or dask (partitions on Dask workers)."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="Dask scheduler tcp://HOST:PORT [env MLPACK_DASK_SCHEDULER; default: a local cluster]."
+    ),
+    dask_workers: Optional[int] = typer.Option(
+        None, "--workers", min=1, help="Worker processes of the local Dask cluster [default: one per CPU]."
+    ),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Dask: write one part file per partition here."),
+    partition_size: Optional[int] = typer.Option(
+        None, "--partition-size", min=1, help="Dask: bytes of input per partition [default: a few per worker]."
+    ),
 ) -> None:
     """Run an API offline over --input text or an --input-file, without a server."""
     import sys
@@ -95,7 +107,18 @@ def run(
     target, api_name = (args[0], args[1]) if len(args) == 2 else (None, args[0])
     if (input_text is None) == (input_file is None):
         raise BadInput("give either --input TEXT or --input-file PATH")
-    loaded = load_service(target or _default_target(working_dir), working_dir)
+    if engine not in ("local", "dask"):
+        raise BadInput(f"unknown engine {engine!r}; use local or dask")
+    if engine == "local" and (scheduler or dask_workers or output_dir or partition_size):
+        raise BadInput("--scheduler, --workers, --output-dir and --partition-size need --engine dask")
+    if engine == "dask" and input_file is None:
+        raise BadInput("--engine dask reads --input-file (a file, a glob or a folder), not --input")
+    spec = target or _default_target(working_dir)
+    loaded = load_service(spec, working_dir)
+    if engine == "dask":
+        dask_options = (scheduler, dask_workers, partition_size, output_dir)
+        _run_on_dask(loaded, spec, api_name, input_file, output_file, fmt, output, batch_size, *dask_options)
+        return
     out = output_file if output_file is not None else sys.stdout
     try:
         if input_text is not None:
@@ -122,6 +145,51 @@ def run(
     except BrokenPipeError:  # `mlpack run ... | head`: the reader is gone; not an error of ours
         import os
 
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
+
+
+def _run_on_dask(
+    loaded, spec, api_name, input_file, output_file, fmt, output, batch_size, scheduler, workers, partition_size, output_dir
+) -> None:  # noqa: ANN001 - the options of `run`, as given
+    """``mlpack run --engine dask``: partitions of the input on Dask workers (``mlpack.dask_engine``)."""
+    import sys
+
+    from ..dask_engine import DaskOptions, run_dask
+    from ..offline import DEFAULT_BATCH_SIZE
+
+    out = output_file if output_file is not None else (None if output_dir is not None else sys.stdout)
+    show = sys.stderr.isatty()
+    with _progress(show) as advance, _quiet_broken_pipe():
+        stats = run_dask(
+            loaded,
+            spec,
+            api_name,
+            input_file,
+            out,
+            output_dir=output_dir,
+            fmt=fmt,
+            out_fmt=output,
+            batch_size=batch_size or DEFAULT_BATCH_SIZE,
+            options=DaskOptions(scheduler, workers, partition_size),
+            progress=advance,
+        )
+    if show:
+        from .output import info_line
+
+        parts = "partition" if stats.chunks == 1 else "partitions"
+        info_line(f"{stats.rows:,} rows in {stats.chunks:,} {parts}, {stats.seconds:.2f} s")
+
+
+@contextlib.contextmanager
+def _quiet_broken_pipe():  # noqa: ANN202
+    """`mlpack run ... | head`: the reader is gone; not an error of ours."""
+    import os
+    import sys
+
+    try:
+        yield
+    except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
 
