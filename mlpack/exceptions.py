@@ -101,3 +101,10 @@ class MissingDependency(MlpackError, ImportError):
 
 class ContainerizeError(MlpackError):
     """No usable container backend, or the image build failed."""
+
+
+class Untrusted(MlpackError):
+    """Loading an entry would run code (pickles, a bundle's ``src/``) from a source not trusted yet."""
+
+    http_status = 403
+    exit_code = 4

@@ -101,7 +101,8 @@ def test_bundle_layout_and_manifest(cli, project: Path, home: Path) -> None:
     assert [a["name"] for a in info["apis"]] == ["predict", "names"]
     assert info["apis"][0]["input"]["type"] == "NumpyNdarray"
     assert info["python"]["version"].startswith("3.") and info["docker"]["env"] == {"MODE": "prod"}
-    assert set(info["files"]) == files - {"bundle.yaml"}
+    assert set(info["files"]) == files - {"bundle.yaml", "provenance.yaml"}  # provenance is store metadata
+    assert yaml.safe_load((path / "provenance.yaml").read_text())["kind"] == "built"
     reqs = (path / "env" / "python" / "requirements.txt").read_text().split()
     assert f"scikit-learn=={version('scikit-learn')}" in reqs and "sklearn" not in " ".join(reqs).replace("scikit-learn", "")
     assert "numpy>=1.20" in reqs or f"numpy=={version('numpy')}" in reqs
@@ -157,6 +158,10 @@ def test_export_delete_import_serve(cli, project: Path, tmp_path: Path, home: Pa
     assert json.loads(cli("bundles", "list", "-o", "json").stdout) == []
     imported = cli("bundles", "import", str(archive))
     assert imported.returncode == 0 and imported.stdout.strip() == tag
+    refused = cli("serve", tag, "--port", "0", cwd=tmp_path)  # imported: its code does not run untrusted
+    assert refused.returncode == 4 and f"mlpack bundles trust {tag}" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert cli("bundles", "trust", tag).returncode == 0
     with running_server(tag, home=home, cwd=tmp_path) as srv:
         assert httpx.post(srv.url + "/predict", json=[[5.1, 3.5, 1.4, 0.2]]).json() == [0]
 
