@@ -90,7 +90,8 @@ def select_files(context: Path, include: list[str], exclude: list[str]) -> list[
     included = pathspec.GitIgnoreSpec.from_lines(include or ["*"])
     excluded = pathspec.GitIgnoreSpec.from_lines([*ALWAYS_EXCLUDED, *exclude, *ignore_lines])
     real_context = context.resolve()
-    seen_dirs = {real_context}
+    # real paths of the directories above each walked one: a link back up is a cycle, not walked
+    above: dict[str, frozenset[Path]] = {str(context): frozenset({real_context})}
     chosen = []
     for root, dirs, files in os.walk(context, followlinks=True):
         rel_root = Path(root).relative_to(context).as_posix()
@@ -102,8 +103,8 @@ def select_files(context: Path, include: list[str], exclude: list[str]) -> list[
             real = (Path(root) / d).resolve()
             if not real.is_relative_to(real_context):
                 raise BuildError(_outside(prefix + d + "/", real))
-            if real not in seen_dirs:  # a link back into the tree is walked once, not forever
-                seen_dirs.add(real)
+            if real not in above[root]:
+                above[os.path.join(root, d)] = above[root] | {real}
                 kept.append(d)
         dirs[:] = kept
         for name in sorted(files):

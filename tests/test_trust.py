@@ -447,3 +447,37 @@ def test_bundle_trust_python_api(home: Path, tmp_path: Path, bundle: bundles.Bun
         load_service(str(bundle.tag), tmp_path)
     assert bundles.trust(bundle.tag).tag == imported.tag
     assert bundles.get(bundle.tag).trusted
+
+
+def _readme_blocks(section: str) -> list[list[str]]:
+    """The shell commands of each ```sh block under ``## section`` of the README, comments dropped."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = [chunk.split("```", 1)[0] for chunk in body.split("```sh\n")[1:]]
+    return [[ln.split("#", 1)[0].strip() for ln in block.splitlines() if ln.split("#", 1)[0].strip()] for block in blocks]
+
+
+def test_readme_trust_commands(cli, home: Path, tmp_path: Path, iris_svc) -> None:
+    import shlex
+
+    model_block, bundle_block = _readme_blocks("Trust")
+    mlpack.sklearn.save_model("iris_clf", iris_svc)
+    for line in model_block:
+        res = cli(*shlex.split(line)[1:], cwd=tmp_path)
+        assert res.returncode == 0, (line, res.stderr)
+        if " import " in line:
+            assert not models.get("iris_clf").trusted
+    assert models.get("iris_clf").trusted
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "service.py").write_text(SERVICE)
+    (project / "mlpackfile.yaml").write_text("service: service.py:svc\npython:\n  lock_packages: false\n")
+    build_bundle(project)
+    for line in bundle_block:
+        res = cli(*shlex.split(line)[1:], cwd=tmp_path)
+        assert res.returncode == 0, (line, res.stderr)
+        if " import " in line:
+            assert bundles.get("iris_classifier").provenance.kind == "imported"
+            assert bundles.get("iris_classifier").trusted
+    ran = _run(cli, "iris_classifier:latest", tmp_path)
+    assert ran.returncode == 0 and json.loads(ran.stdout) == [0], ran.stderr
