@@ -271,7 +271,10 @@ def build_bundle(
             info = {**base, "version": chosen, "creation_time": _now()}
             (path / "README.md").write_text(_readme(info))
             files = hash_tree(path, skip=frozenset({MANIFEST, PROVENANCE}))
-            dump_yaml(BundleInfo.from_dict({**info, "files": files}).to_dict(), path / MANIFEST)
+            try:
+                dump_yaml(BundleInfo.from_dict({**info, "files": files}).to_dict(), path / MANIFEST)
+            except ValueError as exc:
+                raise BuildError(f"{exc}: the bundle has {len(files)} files; exclude what the service does not need") from exc
 
         tag = store.commit(staged, name, write_manifest, version=version, provenance=Provenance.new("built"))
     path = store.path(tag)

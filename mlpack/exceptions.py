@@ -104,7 +104,9 @@ class ContainerizeError(MlpackError):
 
 
 class Untrusted(MlpackError):
-    """Loading an entry would run code (pickles, a bundle's ``src/``) from a source not trusted yet."""
+    """Loading an entry would run code (pickles, a bundle's ``src/``) from a source not trusted yet.
 
-    http_status = 403
+    A server-side condition (the operator must trust the entry), so a 500 if a request hits it.
+    """
+
     exit_code = 4

@@ -198,7 +198,10 @@ def save(
                 signatures=sigs,
                 files=files,
             )
-            dump_yaml(info.to_dict(), path / MANIFEST)
+            try:
+                dump_yaml(info.to_dict(), path / MANIFEST)
+            except ValueError as exc:
+                raise BadInput(f"model {name}: {exc}; keep metadata, labels and signatures small") from exc
             holder["info"] = info
 
         tag = store.commit(staged, name, write_manifest, provenance=Provenance.new("saved"))

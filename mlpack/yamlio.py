@@ -66,10 +66,16 @@ def dumps_yaml(data: Any) -> str:
 
 
 def dump_yaml(data: Any, path: Path) -> None:
-    """Write YAML and fsync it, so a rename after this publishes complete content."""
+    """Write YAML and fsync it, so a rename after this publishes complete content.
+
+    ValueError, writing nothing, when the text would be too large for ``load_yaml`` to read back.
+    """
     import os
 
+    text = dumps_yaml(data)
+    if len(text.encode("utf-8")) > MAX_BYTES:
+        raise ValueError(f"{path.name} would be larger than {MAX_BYTES} bytes")
     with open(path, "w", encoding="utf-8") as f:
-        f.write(dumps_yaml(data))
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())

@@ -481,3 +481,12 @@ def test_readme_trust_commands(cli, home: Path, tmp_path: Path, iris_svc) -> Non
             assert bundles.get("iris_classifier").trusted
     ran = _run(cli, "iris_classifier:latest", tmp_path)
     assert ran.returncode == 0 and json.loads(ran.stdout) == [0], ran.stderr
+
+
+def test_a_manifest_too_large_to_read_back_is_refused_at_save(home: Path, iris_svc) -> None:
+    from mlpack.exceptions import BadInput
+
+    with pytest.raises(BadInput, match="model.yaml would be larger than"):
+        mlpack.sklearn.save_model("big", iris_svc, metadata={"blob": "x" * (5 << 20)})
+    assert models.list() == []
+    assert mlpack.sklearn.save_model("fine", iris_svc, metadata={"blob": "x" * (1 << 20)}).info.metadata
