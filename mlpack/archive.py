@@ -84,8 +84,7 @@ def _scan(tar: tarfile.TarFile, archive: Path, dest: Path, limits: Limits) -> di
     for count, member in enumerate(tar, start=1):
         if count > limits.max_members:
             raise ArchiveError(
-                f"archive {archive} has more than {limits.max_members} members; "
-                "raise MLPACK_IMPORT_MAX_MEMBERS if it is genuine"
+                f"archive {archive} has more than {limits.max_members} members; raise MLPACK_IMPORT_MAX_MEMBERS if it is genuine"
             )
         name = _name(member)
         if member.isdir() and name in ("", "."):
@@ -107,8 +106,7 @@ def _scan(tar: tarfile.TarFile, archive: Path, dest: Path, limits: Limits) -> di
         declared += member.size if member.isfile() else 0
         if declared > limits.max_bytes:
             raise ArchiveError(
-                f"archive {archive} unpacks to more than {limits.max_bytes} bytes; "
-                "raise MLPACK_IMPORT_MAX_BYTES if it is genuine"
+                f"archive {archive} unpacks to more than {limits.max_bytes} bytes; raise MLPACK_IMPORT_MAX_BYTES if it is genuine"
             )
         members[name] = member
     return members

@@ -229,8 +229,7 @@ def build_bundle(
             model.verify()
             dest = staged / "models" / model.tag.name / str(model.tag.version)
             # the bundle's own provenance decides for its models
-            top = str(model.path)
-            shutil.copytree(model.path, dest, ignore=lambda d, names: [PROVENANCE] if d == top else [])
+            shutil.copytree(model.path, dest, ignore=_skip_provenance(model.path))
             (dest.parent / "latest").write_text(f"{model.tag.version}\n")
         env_python = staged / "env" / "python"
         (env_python / "wheels").mkdir(parents=True)
@@ -281,6 +280,11 @@ def build_bundle(
     from .bundles import read_info
 
     return Bundle(path, read_info(path))
+
+
+def _skip_provenance(top: Path) -> Any:
+    """A copytree ``ignore`` leaving out the entry's own ``provenance.yaml`` (store metadata)."""
+    return lambda d, names: [PROVENANCE] if d == str(top) else []
 
 
 def _now() -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from .catalog import Catalog, Entry, InfoMixin
 from .exceptions import IntegrityError
+from .provenance import Provenance
 from .settings import Settings
 from .store import Store, verify_files
 from .tag import Tag
@@ -109,9 +110,11 @@ def export_bundle(tag: Tag | str, path: str | Path | None = None, settings: Sett
     return CATALOG.export(get(tag, settings), path, settings)
 
 
-def import_bundle(path: str | Path, settings: Settings | None = None, *, trust: bool = False) -> Bundle:
+def import_bundle(
+    path: str | Path, settings: Settings | None = None, *, trust: bool = False, provenance: Provenance | None = None
+) -> Bundle:
     """Import an archive made by ``export_bundle``; untrusted (its code will not run) unless ``trust``."""
-    return CATALOG.import_(path, settings, trust=trust)
+    return CATALOG.import_(path, settings, trust=trust, provenance=provenance)
 
 
 def trust(tag: Tag | str, settings: Settings | None = None) -> Bundle:

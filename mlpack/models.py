@@ -264,17 +264,20 @@ def export_model(tag: Tag | str, path: str | Path | None = None, settings: Setti
     return CATALOG.export(get(tag, settings), path, settings)
 
 
-def import_model(path: str | Path, settings: Settings | None = None, *, trust: bool = False) -> Model:
+def import_model(
+    path: str | Path, settings: Settings | None = None, *, trust: bool = False, provenance: Provenance | None = None
+) -> Model:
     """Import an archive made by ``export_model``; hashes are checked before it is visible.
 
-    The model is untrusted (its pickles will not load) unless ``trust`` or a later ``trust(tag)``.
+    The model is untrusted (its pickles will not load) unless ``trust`` or a later ``trust(tag)``;
+    a hub client passes its own ``provenance`` (``Provenance.new("pulled", source=url)``).
     """
 
     def check(info: ModelInfo) -> None:
         if info.module not in FRAMEWORKS:
             raise IntegrityError(f"archive {path}: unknown model module {info.module!r}")
 
-    return CATALOG.import_(path, settings, check, trust=trust)
+    return CATALOG.import_(path, settings, check, trust=trust, provenance=provenance)
 
 
 def trust(tag: Tag | str, settings: Settings | None = None) -> Model:

@@ -118,7 +118,7 @@ def test_xgboost_native_needs_no_trust_but_custom_objects_do(home: Path, tmp_pat
     loaded = mlpack.xgboost.load_model(imported.tag)  # native .ubj: data, not code
     assert loaded.num_boosted_rounds() == 3
     with pytest.raises(Untrusted, match="custom_objects.pkl"):
-        models.get(imported.tag).custom_objects
+        _ = models.get(imported.tag).custom_objects
     models.trust(imported.tag)
     assert models.get(imported.tag).custom_objects == {"scale": 2.0}
 
@@ -428,9 +428,7 @@ def test_bundle_with_added_module_is_refused_on_import(home: Path, tmp_path: Pat
     archive = bundles.export_bundle(bundle.tag, tmp_path / "b.mlbundle")
     bundles.delete(bundle.tag)
     files = _members(archive)
-    evil = _write_archive(
-        tmp_path / "numpy.mlbundle", {**files, "src/numpy.py": b"open('pwned', 'w')\n"}, manifest="bundle.yaml"
-    )
+    evil = _write_archive(tmp_path / "numpy.mlbundle", {**files, "src/numpy.py": b"open('pwned', 'w')\n"}, manifest="bundle.yaml")
     with pytest.raises(ArchiveError, match="src/numpy.py"):
         bundles.import_bundle(evil)
     assert bundles.list() == []

@@ -40,6 +40,7 @@ def _summary(kind: str, entry: Any) -> dict[str, Any]:
 
 def make_entry_app(kind: str) -> typer.Typer:
     noun = kind[:-1]
+    what_loads = "its pickled files" if kind == "models" else "its code and its models' pickled files"
     sub = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
     @sub.command("list")
@@ -118,12 +119,11 @@ def make_entry_app(kind: str) -> typer.Typer:
     @sub.command("import")
     def import_(
         path: Path = typer.Argument(..., help="An archive made by export."),
-        trust: bool = typer.Option(
-            False, "--trust", help=f"Trust the archive's source: let the {noun}'s pickles{'' if kind == 'models' else ' and code'} load."
-        ),
+        trust: bool = typer.Option(False, "--trust", help=f"Trust the archive's source: {what_loads} may load."),
     ) -> None:
         entry = _api(kind).imp(path, trust=trust)
-        info_line(f"imported {noun} {entry.tag}" + ("" if trust else f" (untrusted: `mlpack {kind} trust {entry.tag}` to use it)"))
+        note = "" if trust else f" (untrusted: `mlpack {kind} trust {entry.tag}` to use it)"
+        info_line(f"imported {noun} {entry.tag}{note}")
         sys.stdout.write(f"{entry.tag}\n")
 
     import_.__doc__ = f"Import a {noun} archive into the store (untrusted unless --trust)."
