@@ -488,3 +488,17 @@ def test_a_manifest_too_large_to_read_back_is_refused_at_save(home: Path, iris_s
         mlpack.sklearn.save_model("big", iris_svc, metadata={"blob": "x" * (5 << 20)})
     assert models.list() == []
     assert mlpack.sklearn.save_model("fine", iris_svc, metadata={"blob": "x" * (1 << 20)}).info.metadata
+
+
+def test_listing_index_never_outgrows_a_dense_manifest(home: Path, iris_svc) -> None:
+    model = mlpack.sklearn.save_model("dense", iris_svc)
+    manifest = model.path / "model.yaml"
+    text = manifest.read_text().replace("metadata: {}", "metadata: {x: [" + ",".join(["a"] * 100_000) + "]}")
+    assert text != manifest.read_text()
+    manifest.write_text(text)  # JSON of this is twice its YAML
+    plain = mlpack.sklearn.save_model("plain", iris_svc)
+    listed = models.list()
+    assert [m.tag for m in listed] == [plain.tag, model.tag] and len(listed[1].info.metadata["x"]) == 100_000
+    manifests = manifest.stat().st_size + (plain.path / "model.yaml").stat().st_size
+    assert (home / "models" / ".index.json").stat().st_size <= manifests + 2 * 256
+    assert [m.tag for m in models.list()] == [plain.tag, model.tag]  # still listed, from the manifest itself
