@@ -158,7 +158,7 @@ def test_export_delete_import_serve(cli, project: Path, tmp_path: Path, home: Pa
     assert json.loads(cli("bundles", "list", "-o", "json").stdout) == []
     imported = cli("bundles", "import", str(archive))
     assert imported.returncode == 0 and imported.stdout.strip() == tag
-    refused = cli("serve", tag, "--port", "0", cwd=tmp_path)  # imported: its code does not run untrusted
+    refused = cli("serve", tag, "--port", str(free_port()), cwd=tmp_path)  # imported: its code does not run untrusted
     assert refused.returncode == 4 and f"mlpack bundles trust {tag}" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr
     assert cli("bundles", "trust", tag).returncode == 0

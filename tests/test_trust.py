@@ -17,6 +17,7 @@ import mlpack
 from mlpack import bundles, models
 from mlpack.build import build_bundle
 from mlpack.exceptions import ArchiveError, IntegrityError, Untrusted
+from tests.server import free_port
 
 
 class Marker:
@@ -414,6 +415,8 @@ def test_bundle_trust_gate_and_integrity(
     service.write_text(service.read_text() + "\nimport os; open('edited-ran', 'w')\n")
     edited = _run(cli, tag, tmp_path)
     assert edited.returncode != 0 and "src/service.py" in edited.stderr and "sha256" in edited.stderr
+    served = cli("serve", tag, "--port", str(free_port()), cwd=tmp_path)
+    assert served.returncode != 0 and "src/service.py" in served.stderr and "Traceback" not in served.stderr
     assert not (tmp_path / "edited-ran").exists()
     service.write_text(SERVICE)  # the recorded content again: runs again
     restored = _run(cli, tag, tmp_path)
