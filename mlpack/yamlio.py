@@ -55,8 +55,10 @@ def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
 
 
 def loads_yaml(text: Any) -> Any:
+    # an alias is always written `*name`: text without a `*` takes the plain C loader, unchecked
+    loader = _Base if isinstance(text, str) and "*" not in text else _NoAliasLoader
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a safe loader
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise YAMLSyntaxError(" ".join(str(exc).split())) from exc
 
