@@ -4,7 +4,8 @@ Run: .venv/bin/python benchmarks/serve_startup.py [--runs 7] [--src-files 200]
 Serving a stored bundle checks it first (trusted; src/ and models/ exactly as bundle.yaml
 records, src/ hashed); serving ``service.py:svc`` from the project does not. Prints the median
 time to the first 200 from /readyz for both and their ratio, plus the check alone in-process.
-Target: the bundle within 1.1x of the source start-up.
+Target: the check alone under 5% of the bundle's start-up (the two start-ups differ for other
+reasons too, and are noisy on a shared machine).
 """
 
 from __future__ import annotations
@@ -90,18 +91,20 @@ def main() -> None:
         os.environ["MLPACK_HOME"] = str(home)
         bundle = build_bundle(project, settings=settings)
         check = getattr(bundle, "check_runnable", None)
+        checked = 0.0
         if check is not None:
             times = []
             for _ in range(args.runs):
                 t0 = time.perf_counter()
                 check()
                 times.append(time.perf_counter() - t0)
-            print(f"bundle check alone ({len(bundle.info.files)} files)   {statistics.median(times) * 1000:7.1f} ms")
+            checked = statistics.median(times)
+            print(f"bundle check alone ({len(bundle.info.files)} files)   {checked * 1000:7.1f} ms")
         source = statistics.median(start_to_ready("service.py:svc", env, project) for _ in range(args.runs))
         stored = statistics.median(start_to_ready(str(bundle.tag), env, Path(tmp)) for _ in range(args.runs))
         print(f"serve service.py:svc (source)      {source * 1000:7.1f} ms   1.00x")
         print(f"serve {bundle.tag.name}:<version> (bundle) {stored * 1000:7.1f} ms   {stored / source:4.2f}x")
-        print("target: the bundle within 1.1x of the source")
+        print(f"check / bundle start-up             {checked / stored:7.1%}   (target: under 5%)")
 
 
 if __name__ == "__main__":
