@@ -446,6 +446,8 @@ def test_bundle_trust_python_api(home: Path, tmp_path: Path, bundle: bundles.Bun
     imported = bundles.import_bundle(archive)
     with pytest.raises(Untrusted, match=f"mlpack bundles trust {bundle.tag}"):
         load_service(str(bundle.tag), tmp_path)
+    with pytest.raises(Untrusted, match=f"mlpack bundles trust {bundle.tag}"):
+        mlpack.load(str(bundle.tag))  # the 0.x loader too
     assert bundles.trust(bundle.tag).tag == imported.tag
     assert bundles.get(bundle.tag).trusted
 
