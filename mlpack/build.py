@@ -16,6 +16,8 @@ from . import __version__
 from .bundles import MANIFEST, Bundle, BundleInfo, bundle_store
 from .dockerfile import DockerOptions, render_dockerfile, render_entrypoint
 from .exceptions import BuildError, ConfigError
+from .provenance import FILENAME as PROVENANCE
+from .provenance import Provenance
 from .requirements import installed_version, lock, pin
 from .settings import Settings
 from .store import hash_tree
@@ -73,7 +75,12 @@ def read_build_config(path: Path) -> BuildConfig:
 
 
 def select_files(context: Path, include: list[str], exclude: list[str]) -> list[str]:
-    """Relative POSIX paths of the files to bundle, with gitignore semantics for both lists."""
+    """Relative POSIX paths of the files to bundle, with gitignore semantics for both lists.
+
+    Symbolic links are followed only while they stay inside ``context``: a selected file or
+    directory whose real path is outside is a BuildError naming it, so a build never copies
+    ``/etc/passwd`` or ``../secrets`` into a bundle (or an image).
+    """
     import pathspec
 
     ignore_lines = []
@@ -82,19 +89,51 @@ def select_files(context: Path, include: list[str], exclude: list[str]) -> list[
             ignore_lines += (context / name).read_text(encoding="utf-8").splitlines()
     included = pathspec.GitIgnoreSpec.from_lines(include or ["*"])
     excluded = pathspec.GitIgnoreSpec.from_lines([*ALWAYS_EXCLUDED, *exclude, *ignore_lines])
+    real_context = context.resolve()
+    # real paths of the directories above each walked one: a link back up is a cycle, not walked
+    above: dict[str, frozenset[Path]] = {str(context): frozenset({real_context})}
     chosen = []
-    for root, dirs, files in os.walk(context):
+    for root, dirs, files in os.walk(context, followlinks=True):
         rel_root = Path(root).relative_to(context).as_posix()
         prefix = "" if rel_root == "." else rel_root + "/"
-        dirs[:] = sorted(d for d in dirs if not excluded.match_file(prefix + d + "/"))
+        kept = []
+        for d in sorted(dirs):
+            if excluded.match_file(prefix + d + "/"):
+                continue
+            real = (Path(root) / d).resolve()
+            if not real.is_relative_to(real_context):
+                raise BuildError(_outside(prefix + d + "/", real))
+            if real not in above[root]:
+                above[os.path.join(root, d)] = above[root] | {real}
+                kept.append(d)
+        dirs[:] = kept
         for name in sorted(files):
             rel = prefix + name
             path = Path(root) / name
             if path.is_symlink() and not path.exists():
                 continue
             if included.match_file(rel) and not excluded.match_file(rel):
+                real = path.resolve()
+                if not real.is_relative_to(real_context):
+                    raise BuildError(_outside(rel, real))
                 chosen.append(rel)
     return chosen
+
+
+def _outside(rel: str, real: Path) -> str:
+    return (
+        f"{rel} is a link to {real}, outside the build context; a bundle holds project files only: "
+        f"add {rel!r} to exclude: in mlpackfile.yaml (or to .mlpackignore), or copy the file into the project"
+    )
+
+
+def service_file(service: str) -> tuple[str, ...]:
+    """The files (relative to the context) that can hold the module of ``service.py:svc``."""
+    module = service.partition(":")[0]
+    if module.endswith(".py"):
+        return (module.replace(os.sep, "/"),)
+    rel = module.replace(".", "/")
+    return (f"{rel}.py", f"{rel}/__init__.py")
 
 
 def _requirements(config: BuildConfig, context: Path, models: list[Any]) -> list[str]:
@@ -153,6 +192,7 @@ def build_bundle(
     ``wheels`` (default: the mlpackfile's ``docker.wheels``) vendors every wheel the image needs
     into ``env/python/wheels/``, so the bundle's image builds with no package index.
     """
+    from .models import DATA_SUFFIXES
     from .models import get as get_model
     from .target import import_service
 
@@ -174,16 +214,27 @@ def build_bundle(
     docker = DockerOptions.from_config(
         {"python_version": f"{platform.python_version_tuple()[0]}.{platform.python_version_tuple()[1]}", **config.docker}
     )
+    sources = select_files(context, config.include, config.exclude)
+    if not set(service_file(config.service)) & set(sources):
+        raise BuildError(
+            f"the bundle would not contain the service module {service_file(config.service)[0]}: "
+            "include: and exclude: in mlpackfile.yaml (or .mlpackignore) leave it out; include it"
+        )
+    for model in models.values():
+        for rel in model.info.files:
+            if not rel.endswith(DATA_SUFFIXES):  # a trusted bundle lets its models' pickles load
+                model.require_trusted(f"bundling {rel}")
     store = bundle_store(settings)
     with store.stage() as staged:
-        for rel in select_files(context, config.include, config.exclude):
+        for rel in sources:
             dest = staged / "src" / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(context / rel, dest)
         for model in models.values():
             model.verify()
             dest = staged / "models" / model.tag.name / str(model.tag.version)
-            shutil.copytree(model.path, dest)
+            # the bundle's own provenance decides for its models
+            shutil.copytree(model.path, dest, ignore=_skip_provenance(model.path))
             (dest.parent / "latest").write_text(f"{model.tag.version}\n")
         env_python = staged / "env" / "python"
         (env_python / "wheels").mkdir(parents=True)
@@ -230,14 +281,22 @@ def build_bundle(
         def write_manifest(path: Path, chosen: str) -> None:
             info = {**base, "version": chosen, "creation_time": _now()}
             (path / "README.md").write_text(_readme(info))
-            files = hash_tree(path, skip=frozenset({MANIFEST}))
-            dump_yaml(BundleInfo.from_dict({**info, "files": files}).to_dict(), path / MANIFEST)
+            files = hash_tree(path, skip=frozenset({MANIFEST, PROVENANCE}))
+            try:
+                dump_yaml(BundleInfo.from_dict({**info, "files": files}).to_dict(), path / MANIFEST)
+            except ValueError as exc:
+                raise BuildError(f"{exc}: the bundle has {len(files)} files; exclude what the service does not need") from exc
 
-        tag = store.commit(staged, name, write_manifest, version=version)
+        tag = store.commit(staged, name, write_manifest, version=version, provenance=Provenance.new("built"))
     path = store.path(tag)
     from .bundles import read_info
 
     return Bundle(path, read_info(path))
+
+
+def _skip_provenance(top: Path) -> Any:
+    """A copytree ``ignore`` leaving out the entry's own ``provenance.yaml`` (store metadata)."""
+    return lambda d, names: [PROVENANCE] if d == str(top) else []
 
 
 def _now() -> str:

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from .exceptions import ArchiveError, IntegrityError
+from .archive import Limits
+from .exceptions import ArchiveError, IntegrityError, Untrusted
+from .provenance import Provenance, read_provenance, write_provenance
 from .settings import Settings
 from .store import Store, tree_size, verify_files
 from .tag import Tag, validate_part
@@ -73,8 +75,49 @@ class Entry:
         chosen = {f: recorded[f] for f in files if f in recorded} if files else recorded
         verify_files(self.path, chosen, f"{self.noun} {self.tag}")
 
+    # -- trust ---------------------------------------------------------------------------
+    def trust_anchor(self) -> tuple[Path, str]:
+        """The directory whose ``provenance.yaml`` decides this entry's trust, and its kind."""
+        return self.path, f"{self.noun}s"
+
+    @property
+    def provenance(self) -> Provenance:
+        return read_provenance(self.trust_anchor()[0])
+
+    @property
+    def trusted(self) -> bool:
+        return self.provenance.trusted
+
+    def require_trusted(self, what: str) -> None:
+        """Raise Untrusted, naming the entry and the fix, unless the entry is trusted."""
+        anchor, kind = self.trust_anchor()
+        prov = read_provenance(anchor)
+        if prov.trusted:
+            return
+        owner = str(self.tag) if anchor == self.path else _tag_of(anchor)
+        where = f"{prov.kind} from {prov.source}" if prov.source else prov.kind
+        inside = "" if anchor == self.path else f" (it is part of bundle {owner})"
+        raise Untrusted(
+            f"{self.noun} {self.tag}{inside} was {where} and is not trusted: {what} can run code; "
+            f"if you trust its source, run `mlpack {kind} trust {owner}`"
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {**self.info.to_dict(), "path": str(self.path), "size": self.size}
+        prov = self.provenance
+        return {**self.info.to_dict(), "path": str(self.path), "size": self.size, "provenance": prov.to_dict()}
+
+
+def _tag_of(entry: Path) -> str:
+    """``name:version`` from an entry's manifest, for messages (the directory names otherwise)."""
+    from .yamlio import load_yaml
+
+    for manifest in ("bundle.yaml", "model.yaml"):
+        try:
+            data = load_yaml(entry / manifest)
+            return f"{data['name']}:{data['version']}"
+        except (OSError, ValueError, KeyError):
+            continue
+    return f"{entry.parent.name}:{entry.name}"
 
 
 @dataclass(frozen=True)
@@ -142,9 +185,20 @@ class Catalog(Generic[E]):
         return self.store(settings).export(entry.tag, dest)
 
     def import_(
-        self, path: str | Path, settings: Settings | None = None, check: Callable[[Any], None] | None = None
+        self,
+        path: str | Path,
+        settings: Settings | None = None,
+        check: Callable[[Any], None] | None = None,
+        *,
+        trust: bool = False,
+        provenance: Provenance | None = None,
     ) -> E:
-        """Import an exported archive; it becomes visible only after its hashes check out."""
+        """Import an exported archive; it becomes visible only after its hashes check out.
+
+        The entry is recorded as imported from ``path`` and is untrusted unless ``trust``;
+        a hub passes its own ``provenance`` (pulled from URL).
+        """
+        settings = settings or Settings.from_env()
 
         def validate(staged: Path) -> Tag:
             try:
@@ -157,5 +211,14 @@ class Catalog(Generic[E]):
             verify_files(staged, info.files, f"archive {path}")
             return tag
 
-        tag = self.store(settings).import_archive(Path(path), validate)
+        if provenance is None:
+            provenance = Provenance.new("imported", trusted=trust, source=str(Path(path).resolve()))
+        limits = Limits(max_bytes=settings.import_max_bytes, max_members=settings.import_max_members)
+        tag = self.store(settings).import_archive(Path(path), validate, provenance=provenance, limits=limits)
         return self.get(tag, settings)
+
+    def trust(self, tag: Tag | str, settings: Settings | None = None) -> E:
+        """Mark a stored entry trusted: its pickles and code may load from now on."""
+        entry: Any = self.get(tag, settings)
+        write_provenance(entry.path, entry.provenance.trusting())
+        return entry

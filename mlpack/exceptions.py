@@ -101,3 +101,12 @@ class MissingDependency(MlpackError, ImportError):
 
 class ContainerizeError(MlpackError):
     """No usable container backend, or the image build failed."""
+
+
+class Untrusted(MlpackError):
+    """Loading an entry would run code (pickles, a bundle's ``src/``) from a source not trusted yet.
+
+    A server-side condition (the operator must trust the entry), so a 500 if a request hits it.
+    """
+
+    exit_code = 4

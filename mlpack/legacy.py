@@ -261,14 +261,13 @@ def _one_of_batch(method: Callable[..., Any], attr: str) -> Callable[..., Any]:
 
 def load(path_or_tag: str | Path) -> BentoService:
     """0.x ``bentoml.load``: the service instance of a saved bundle, its artifacts the bundle's models."""
-    from .bundles import read_info
     from .settings import Settings
-    from .target import import_attribute, resolve_bundle_path
+    from .target import import_attribute, prepare_bundle, resolve_bundle_path
 
     bundle = resolve_bundle_path(str(path_or_tag), Path.cwd())
     if bundle is None:
         raise ImportServiceError(f"{path_or_tag} is not a saved bundle (a path or a tag)")
-    spec = read_info(bundle).service
+    spec = prepare_bundle(bundle)
     cls = import_attribute(spec, bundle / "src")
     if not (isinstance(cls, type) and issubclass(cls, BentoService)):
         raise ImportServiceError(f"bundle {path_or_tag} serves {spec}, not a BentoService class; use mlpack serve")

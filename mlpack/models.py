@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .catalog import Catalog, Entry, InfoMixin
 from .exceptions import BadInput, IntegrityError, InUse, NotFound
+from .provenance import Provenance
 from .settings import Settings
 from .store import Store, hash_tree
 from .tag import Tag, validate_part
@@ -28,6 +29,9 @@ CUSTOM_OBJECTS = "custom_objects.pkl"
 API_VERSION = "v1"
 # framework modules that may be named in model.yaml; others are refused rather than imported
 FRAMEWORKS = {"mlpack.sklearn": "mlpack.frameworks.sklearn", "mlpack.xgboost": "mlpack.frameworks.xgboost"}
+# files a framework loads as data (XGBoost's native formats); any other file (joblib, pickle)
+# can run code when loaded, so it needs a trusted entry
+DATA_SUFFIXES = (".ubj", ".json")
 
 
 def model_store(settings: Settings | None = None) -> Store:
@@ -71,10 +75,19 @@ class Model(Entry):
     def creation_time(self) -> datetime:
         return datetime.fromisoformat(self.info.creation_time.replace("Z", "+00:00"))
 
+    def trust_anchor(self) -> tuple[Path, str]:
+        """A model inside a bundle (``<bundle>/models/<name>/<version>``) is as trusted as its bundle."""
+        root = self.path.parent.parent
+        if root.name == "models" and (root.parent / "bundle.yaml").is_file():
+            return root.parent, "bundles"
+        return self.path, "models"
+
     def file(self, rel: str) -> Path:
-        """Path of a stored file after checking its sha256."""
+        """Path of a stored file to load, after checking its sha256 and, for pickles, trust."""
         if rel not in self.info.files:
             raise IntegrityError(f"model {self.tag} has no recorded file {rel}; save it again")
+        if not rel.endswith(DATA_SUFFIXES):
+            self.require_trusted(f"loading {rel}")
         self.verify(rel)
         return self.path / rel
 
@@ -203,10 +216,13 @@ def save(
                 files=files,
                 input_contract=input_contract.to_dict() if input_contract is not None else None,
             )
-            dump_yaml(info.to_dict(), path / MANIFEST)
+            try:
+                dump_yaml(info.to_dict(), path / MANIFEST)
+            except ValueError as exc:
+                raise BadInput(f"model {name}: {exc}; keep metadata, labels and signatures small") from exc
             holder["info"] = info
 
-        tag = store.commit(staged, name, write_manifest)
+        tag = store.commit(staged, name, write_manifest, provenance=Provenance.new("saved"))
     return Model(store.path(tag), holder["info"])
 
 
@@ -266,8 +282,14 @@ def export_model(tag: Tag | str, path: str | Path | None = None, settings: Setti
     return CATALOG.export(get(tag, settings), path, settings)
 
 
-def import_model(path: str | Path, settings: Settings | None = None) -> Model:
-    """Import an archive made by ``export_model``; hashes are checked before it is visible."""
+def import_model(
+    path: str | Path, settings: Settings | None = None, *, trust: bool = False, provenance: Provenance | None = None
+) -> Model:
+    """Import an archive made by ``export_model``; hashes are checked before it is visible.
+
+    The model is untrusted (its pickles will not load) unless ``trust`` or a later ``trust(tag)``;
+    a hub client passes its own ``provenance`` (``Provenance.new("pulled", source=url)``).
+    """
 
     def check(info: ModelInfo) -> None:
         if info.module not in FRAMEWORKS:
@@ -277,7 +299,12 @@ def import_model(path: str | Path, settings: Settings | None = None) -> Model:
 
             InputContract.from_dict(info.input_contract)  # refuse a malformed one now, not at serve time
 
-    return CATALOG.import_(path, settings, check)
+    return CATALOG.import_(path, settings, check, trust=trust, provenance=provenance)
+
+
+def trust(tag: Tag | str, settings: Settings | None = None) -> Model:
+    """Trust a stored model (e.g. an imported one): its pickled files may load from now on."""
+    return CATALOG.trust(tag, settings)
 
 
 def check_installed(module: str, package: str, extra: str) -> Any:
@@ -292,4 +319,4 @@ def check_installed(module: str, package: str, extra: str) -> Any:
         raise MissingDependency(f"{package} is not installed: pip install 'mlpack[{extra}]'") from exc
 
 
-__all__ = ["Model", "ModelInfo", "NotFound", "delete", "export_model", "get", "import_model", "list", "save"]
+__all__ = ["Model", "ModelInfo", "NotFound", "delete", "export_model", "get", "import_model", "list", "save", "trust"]

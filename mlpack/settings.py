@@ -22,6 +22,9 @@ class Settings:
     debug: bool = False
     # where models are looked up; a served bundle points this at its own models/ directory
     models_dir: Path | None = None
+    # bounds on one archive import: total bytes unpacked and number of members
+    import_max_bytes: int = 20 << 30
+    import_max_members: int = 100_000
 
     @property
     def models_root(self) -> Path:
@@ -40,6 +43,23 @@ class Settings:
             home=default_home(env),
             debug=env.get("MLPACK_DEBUG", "") not in ("", "0", "false"),
             models_dir=Path(models_dir) if models_dir else None,
+            import_max_bytes=_positive_int(env, "MLPACK_IMPORT_MAX_BYTES", cls.import_max_bytes),
+            import_max_members=_positive_int(env, "MLPACK_IMPORT_MAX_MEMBERS", cls.import_max_members),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings
+
+
+def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        from .exceptions import ConfigError
+
+        raise ConfigError(f"{key}={raw!r} is not a positive whole number")
+    return value

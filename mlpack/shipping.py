@@ -22,16 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exceptions import MlpackError
+from .exceptions import MlpackError, Untrusted
 from .provenance import Provenance, read_provenance, write_provenance
 
 # a project folder beyond this is most likely data: say how to leave it out
 MAX_PROJECT_BYTES = 256 << 20
 _SKIP_DIRS = ("env/",)
-
-
-class NotTrusted(MlpackError):
-    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -77,7 +73,7 @@ def _add_bundle(tar: tarfile.TarFile, path: Path, provenance: dict[str, dict[str
     info = read_info(path)
     prov = read_provenance(path)
     if not prov.trusted:
-        raise NotTrusted(f"bundle {info.tag} is not trusted to run its code; check it, then `mlpack bundles trust {info.tag}`")
+        raise Untrusted(f"bundle {info.tag} is not trusted to run its code; check it, then `mlpack bundles trust {info.tag}`")
     _add(tar, path / MANIFEST, f"bundle/{MANIFEST}")
     for rel in sorted(info.files):
         if not rel.startswith(_SKIP_DIRS):
@@ -98,7 +94,7 @@ def _add_model(tar: tarfile.TarFile, model: Any, provenance: dict[str, dict[str,
 
     prov = read_provenance(model.path)
     if not prov.trusted and _needs_trust(model):
-        raise NotTrusted(
+        raise Untrusted(
             f"model {model.tag} is not trusted to load its pickles; check it, then `mlpack models trust {model.tag}`"
         )
     model.verify()

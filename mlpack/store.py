@@ -16,9 +16,12 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from .archive import Limits, extract, unsafe_path
 from .exceptions import AlreadyExists, AmbiguousTag, ArchiveError, IntegrityError, NotFound
+from .provenance import FILENAME as PROVENANCE
+from .provenance import Provenance, write_provenance
 from .tag import LATEST, Tag, new_version
 from .yamlio import load_yaml
 
@@ -51,6 +54,9 @@ def hash_tree(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, str]:
 
 def verify_files(root: Path, files: dict[str, str], what: str) -> None:
     for rel, expected in files.items():
+        problem = unsafe_path(rel)
+        if problem:
+            raise IntegrityError(f"{what}: recorded file {rel!r} {problem}; the manifest is damaged or crafted")
         path = root / rel
         if not path.is_file():
             raise IntegrityError(f"{what}: file {rel} is missing; the entry is damaged, delete and save it again")
@@ -142,8 +148,9 @@ class Store:
                     hit = {"stamp": stamp, "manifest": load_yaml(path / self.manifest), "size": tree_size(path)}
                 except (OSError, ValueError):
                     continue  # a damaged entry must not break listing; `get` reports it
-                merged[key] = hit
-                changed = True
+                if _index_size(hit) <= st.st_size + 256:  # the index never outgrows the manifests
+                    merged[key] = hit
+                    changed = True
             found.append((tag, hit["manifest"], hit["size"]))
         seen = {f"{tag.name}/{tag.version}" for tag, _, _ in found}
         for key in [k for k in merged if k not in seen and not (self.root / k / self.manifest).exists()]:
@@ -151,7 +158,7 @@ class Store:
             changed = True
         if changed:
             with contextlib.suppress(OSError, TypeError, ValueError):  # a read-only store still lists
-                write_atomic(index_path, json.dumps(merged, default=str))
+                write_atomic(index_path, json.dumps(merged, default=str, ensure_ascii=False, separators=(",", ":")))
         return found
 
     def _read_latest(self, name: str) -> str | None:
@@ -217,11 +224,15 @@ class Store:
         name: str,
         write_manifest: Callable[[Path, str], None],
         version: str | None = None,
+        *,
+        provenance: Provenance,
     ) -> Tag:
         """Move a staged entry into place as ``name:version`` (a new version if None).
 
-        ``write_manifest(staged, version)`` writes the manifest last, once the version is known.
+        ``write_manifest(staged, version)`` writes the manifest last, once the version is known;
+        ``provenance`` is written into the staged entry first, so the two appear together.
         """
+        write_provenance(staged, provenance)
         base = self.root / name
         base.mkdir(parents=True, exist_ok=True)
         for _ in range(8):
@@ -278,28 +289,37 @@ class Store:
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(f".{dest.name}.partial")
         src = self.path(tag)
+        # exactly the manifest and what it records: never provenance.yaml or stray files
+        recorded = sorted(load_yaml(src / self.manifest).get("files") or {})
         with tarfile.open(partial, "w:gz") as tar:
-            for path in sorted(src.rglob("*")):
-                if path.is_file() and not path.is_symlink():
-                    tar.add(path, arcname=path.relative_to(src).as_posix(), recursive=False)
+            for rel in [self.manifest, *(r for r in recorded if r not in (self.manifest, PROVENANCE))]:
+                tar.add(src / rel, arcname=rel, recursive=False)
         os.replace(partial, dest)
         return dest
 
-    def import_archive(self, archive: Path, read_manifest: Callable[[Path], Tag]) -> Tag:
+    def import_archive(
+        self,
+        archive: Path,
+        read_manifest: Callable[[Path], Tag],
+        *,
+        provenance: Provenance,
+        limits: Limits | None = None,
+    ) -> Tag:
         """Unpack ``archive`` into a staging directory, validate it, and commit it.
 
+        Only the manifest and the files it records are unpacked, within ``limits``;
         ``read_manifest(staged)`` checks the unpacked entry (hashes included) and returns its tag.
         """
         archive = Path(archive)
         if not archive.is_file():
             raise ArchiveError(f"archive {archive} does not exist")
         with self.stage() as staged:
-            _safe_extract(archive, staged)
+            extract(archive, staged, self.manifest, limits or Limits())
             tag = read_manifest(staged)
             assert tag.version is not None
             if (self.path(tag) / self.manifest).exists():
                 raise AlreadyExists(f"{self.noun} {tag} already exists in the store; delete it first to re-import")
-            return self.commit(staged, tag.name, lambda _p, _v: None, version=tag.version)
+            return self.commit(staged, tag.name, lambda _p, _v: None, version=tag.version, provenance=provenance)
 
 
 def _remove_empty(path: Path) -> bool:
@@ -318,26 +338,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _safe_extract(archive: Path, dest: Path) -> None:
-    """Extract regular files and directories only, refusing anything that leaves ``dest``."""
+def _index_size(hit: dict) -> int:
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for m in members:
-                pure = PurePosixPath(m.name)
-                if m.name.startswith("/") or pure.is_absolute() or ".." in pure.parts or "\\" in m.name:
-                    raise ArchiveError(f"archive {archive} is unsafe: member {m.name!r} points outside the entry")
-                if not (m.isfile() or m.isdir()):
-                    raise ArchiveError(f"archive {archive} is unsafe: member {m.name!r} is a link or special file")
-            for m in members:
-                target = dest.joinpath(*PurePosixPath(m.name).parts)
-                if m.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = tar.extractfile(m)
-                assert src is not None
-                with src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, _CHUNK)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ArchiveError(f"cannot read archive {archive}: {exc}; is it a file made by `export`?") from exc
+        return len(json.dumps(hit, default=str, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    except (TypeError, ValueError):
+        return 1 << 62

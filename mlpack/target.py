@@ -52,13 +52,26 @@ def load_service(target: str, working_dir: str | Path | None = None) -> LoadedSe
     working_dir = Path(working_dir or os.getcwd()).resolve()
     bundle = resolve_bundle_path(target, working_dir)
     if bundle is not None:
-        from .bundles import read_info
-
-        spec = read_info(bundle).service
+        spec = prepare_bundle(bundle)
         os.environ["MLPACK_MODELS_DIR"] = str(bundle / "models")  # inherited by worker processes
         svc = import_service(spec, bundle / "src")
         return LoadedService(svc, bundle / "src", bundle)
     return LoadedService(import_service(target, working_dir), working_dir)
+
+
+def prepare_bundle(path: Path) -> str:
+    """Check a bundle before its code runs (trusted, exactly as built); its service spec.
+
+    Python then writes no ``__pycache__`` into the bundle (here and in worker processes), so
+    the bundle keeps holding exactly what ``bundle.yaml`` records.
+    """
+    from .bundles import Bundle
+
+    bundle = Bundle.from_path(path)
+    bundle.check_runnable()
+    sys.dont_write_bytecode = True
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    return bundle.info.service
 
 
 def _import_module(spec: str, source_dir: Path) -> tuple[Any, str, str]:

@@ -101,7 +101,8 @@ def test_bundle_layout_and_manifest(cli, project: Path, home: Path) -> None:
     assert [a["name"] for a in info["apis"]] == ["predict", "names"]
     assert info["apis"][0]["input"]["type"] == "NumpyNdarray"
     assert info["python"]["version"].startswith("3.") and info["docker"]["env"] == {"MODE": "prod"}
-    assert set(info["files"]) == files - {"bundle.yaml"}
+    assert set(info["files"]) == files - {"bundle.yaml", "provenance.yaml"}  # provenance is store metadata
+    assert yaml.safe_load((path / "provenance.yaml").read_text())["kind"] == "built"
     reqs = (path / "env" / "python" / "requirements.txt").read_text().split()
     assert f"scikit-learn=={version('scikit-learn')}" in reqs and "sklearn" not in " ".join(reqs).replace("scikit-learn", "")
     assert "numpy>=1.20" in reqs or f"numpy=={version('numpy')}" in reqs
@@ -157,6 +158,10 @@ def test_export_delete_import_serve(cli, project: Path, tmp_path: Path, home: Pa
     assert json.loads(cli("bundles", "list", "-o", "json").stdout) == []
     imported = cli("bundles", "import", str(archive))
     assert imported.returncode == 0 and imported.stdout.strip() == tag
+    refused = cli("serve", tag, "--port", str(free_port()), cwd=tmp_path)  # imported: its code does not run untrusted
+    assert refused.returncode == 4 and f"mlpack bundles trust {tag}" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert cli("bundles", "trust", tag).returncode == 0
     with running_server(tag, home=home, cwd=tmp_path) as srv:
         assert httpx.post(srv.url + "/predict", json=[[5.1, 3.5, 1.4, 0.2]]).json() == [0]
 
@@ -255,3 +260,57 @@ def test_bentofile_yaml_is_read_too(cli, project: Path) -> None:
     (project / "mlpackfile.yaml").rename(project / "bentofile.yaml")
     tag = _build(cli, project)
     assert tag.startswith("iris_classifier:")
+
+
+def _small_project(root: Path, home: Path, iris_svc) -> Path:
+    mlpack.sklearn.save_model("iris_clf", iris_svc)
+    proj = root / "proj"
+    (proj / "helpers").mkdir(parents=True)
+    (proj / "helpers" / "__init__.py").write_text("")
+    (proj / "helpers" / "post.py").write_text("def to_list(a):\n    return [float(x) for x in a.ravel()]\n")
+    (proj / "service.py").write_text(SERVICE)
+    (proj / "mlpackfile.yaml").write_text("service: service.py:svc\npython:\n  lock_packages: false\n")
+    return proj
+
+
+def test_build_refuses_links_out_of_the_project(cli, tmp_path: Path, home: Path, iris_svc) -> None:
+    from mlpack.build import build_bundle
+    from mlpack.exceptions import BuildError
+
+    proj = _small_project(tmp_path, home, iris_svc)
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "secret.txt").write_text("TOKEN=hunter2\n")
+    (outside / "deep" / "key.pem").write_text("PRIVATE\n")
+    (proj / "passwd_link").symlink_to("/etc/passwd")
+    res = cli("build", str(proj))
+    assert res.returncode != 0 and res.stderr.count("\n") == 1, res.stderr
+    assert "passwd_link" in res.stderr and "/etc/passwd" in res.stderr and "exclude" in res.stderr
+    (proj / "passwd_link").unlink()
+
+    (proj / "secret.env").symlink_to("../outside/secret.txt")
+    with pytest.raises(BuildError, match=r"secret.env is a link to .*outside/secret.txt.*exclude"):
+        build_bundle(proj)
+    (proj / "secret.env").unlink()
+    (proj / "shared").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(BuildError, match=r"shared/ is a link to .*outside"):
+        build_bundle(proj)
+
+    # excluded, the links are fine; a link that stays inside is followed
+    (proj / "mlpackfile.yaml").write_text("service: service.py:svc\nexclude: [shared/]\npython:\n  lock_packages: false\n")
+    (proj / "helpers_alias").symlink_to("helpers", target_is_directory=True)
+    (proj / "loop").symlink_to(".", target_is_directory=True)
+    bundle = build_bundle(proj)
+    files = set(bundle.info.files)
+    assert "src/helpers_alias/post.py" in files and "src/service.py" in files
+    assert not any("secret" in f or "key.pem" in f or "passwd" in f for f in files)
+    assert not any("TOKEN" in p.read_text(errors="ignore") for p in bundle.path.rglob("*") if p.is_file())
+
+
+def test_build_without_the_service_module_fails(cli, tmp_path: Path, home: Path, iris_svc) -> None:
+    proj = _small_project(tmp_path, home, iris_svc)
+    (proj / "mlpackfile.yaml").write_text("service: service.py:svc\ninclude: ['helpers/']\n")
+    res = cli("build", str(proj))
+    assert res.returncode != 0 and res.stderr.count("\n") == 1, res.stderr
+    assert "would not contain the service module service.py" in res.stderr
+    assert json.loads(cli("bundles", "list", "-o", "json").stdout) == []

@@ -10,7 +10,7 @@ import pytest
 
 import mlpack
 from mlpack import models
-from mlpack.exceptions import AlreadyExists, AmbiguousTag, ArchiveError, IntegrityError, InUse, NotFound
+from mlpack.exceptions import AlreadyExists, AmbiguousTag, ArchiveError, IntegrityError, InUse, NotFound, Untrusted
 
 
 def test_save_get_latest_and_list(home: Path, iris_svc) -> None:
@@ -111,6 +111,10 @@ def test_export_import_round_trip(home: Path, tmp_path: Path, iris, iris_svc) ->
     models.delete("m")
     imported = models.import_model(archive)
     assert imported.tag == model.tag
+    assert not imported.trusted and imported.provenance.kind == "imported"
+    with pytest.raises(Untrusted, match=f"mlpack models trust {model.tag}"):
+        mlpack.sklearn.load_model(imported.tag)
+    models.trust(imported.tag)
     X, _ = iris
     assert (mlpack.sklearn.load_model(imported.tag).predict(X) == iris_svc.predict(X)).all()
 

@@ -16,10 +16,14 @@ def _api(kind: str) -> SimpleNamespace:
     if kind == "models":
         from .. import models as m
 
-        return SimpleNamespace(get=m.get, list=m.list, delete=m.delete, export=m.export_model, imp=m.import_model)
+        return SimpleNamespace(
+            get=m.get, list=m.list, delete=m.delete, export=m.export_model, imp=m.import_model, trust=m.trust
+        )
     from .. import bundles as b
 
-    return SimpleNamespace(get=b.get, list=b.list, delete=b.delete, export=b.export_bundle, imp=b.import_bundle)
+    return SimpleNamespace(
+        get=b.get, list=b.list, delete=b.delete, export=b.export_bundle, imp=b.import_bundle, trust=b.trust
+    )
 
 
 def _summary(kind: str, entry: Any) -> dict[str, Any]:
@@ -36,6 +40,7 @@ def _summary(kind: str, entry: Any) -> dict[str, Any]:
 
 def make_entry_app(kind: str) -> typer.Typer:
     noun = kind[:-1]
+    what_loads = "its pickled files" if kind == "models" else "its code and its models' pickled files"
     sub = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
     @sub.command("list")
@@ -112,12 +117,28 @@ def make_entry_app(kind: str) -> typer.Typer:
     export.__doc__ = f"Export a {noun} as a .ml{noun} archive (tar.gz)."
 
     @sub.command("import")
-    def import_(path: Path = typer.Argument(..., help="An archive made by export.")) -> None:
-        entry = _api(kind).imp(path)
-        info_line(f"imported {noun} {entry.tag}")
+    def import_(
+        path: Path = typer.Argument(..., help="An archive made by export."),
+        trust: bool = typer.Option(False, "--trust", help=f"Trust the archive's source: {what_loads} may load."),
+    ) -> None:
+        entry = _api(kind).imp(path, trust=trust)
+        note = "" if trust else f" (untrusted: `mlpack {kind} trust {entry.tag}` to use it)"
+        info_line(f"imported {noun} {entry.tag}{note}")
         sys.stdout.write(f"{entry.tag}\n")
 
-    import_.__doc__ = f"Import a {noun} archive into the store."
+    import_.__doc__ = f"Import a {noun} archive into the store (untrusted unless --trust)."
+
+    @sub.command("trust")
+    def trust_(tag: str = typer.Argument(..., help=f"{noun} tag: name[:version].")) -> None:
+        entry = _api(kind).trust(tag)
+        info_line(f"trusted {noun} {entry.tag}")
+        sys.stdout.write(f"{entry.tag}\n")
+
+    trust_.__doc__ = (
+        f"Trust a {noun} (e.g. an imported one): its pickled files may load."
+        if kind == "models"
+        else "Trust a bundle (e.g. an imported one): its src/ may run and its models' pickles may load."
+    )
     return sub
 
 

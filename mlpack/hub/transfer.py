@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..exceptions import AlreadyExists, IntegrityError, NotFound
-from ..provenance import Provenance, write_provenance
+from ..provenance import Provenance
 from ..settings import Settings
 from ..store import Store
 from ..tag import Tag
@@ -232,9 +232,9 @@ def _pull_entry(
             f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
-        write_provenance(staged, Provenance.new("pulled", source=client.url, trusted=trusted))
+        pulled = Provenance.new("pulled", source=client.url, trusted=trusted)
         try:
-            store.commit(staged, tag.name, lambda _p, _v: None, version=tag.version)
+            store.commit(staged, tag.name, lambda _p, _v: None, version=tag.version, provenance=pulled)
         except AlreadyExists:  # a concurrent pull of the same entry won the race
             _local_state(store, tag, str(record["manifest_sha256"]))
             return Moved(kind, tag, "present", files=len(files))
