@@ -140,3 +140,16 @@ def test_options_survive_the_trip_to_worker_processes(tmp_path: Path) -> None:
     config = _file(tmp_path, {"api_server": {"max_header_size": 2048, "request_timeout": 4, "max_connections": 3}})
     opts = resolve_serve_options("t", config=config, env={})
     assert ServeOptions.from_json(opts.to_json()) == opts
+
+
+def test_readme_configuration_block_is_valid_and_shows_the_defaults(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("**Configuration**", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    shown = yaml.safe_load(block)["api_server"]
+    config = tmp_path / "readme.yaml"
+    config.write_text(block)
+    from_readme = resolve_serve_options("t", config=str(config), env={})
+    defaults = resolve_serve_options("t", env={})
+    keys = ["timeout", "max_request_size", "max_header_size", "request_timeout", "keepalive_timeout", "max_connections"]
+    assert {k: shown[k] for k in keys} == {k: getattr(defaults, k) for k in keys}
+    assert from_readme.workers == shown["workers"]
