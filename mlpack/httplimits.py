@@ -29,6 +29,10 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 LINGER_SECONDS = 2.0
+# The base class's methods, called directly: they run for every request, and super() costs.
+_feed = HttpToolsProtocol.data_received
+_headers_complete = HttpToolsProtocol.on_headers_complete
+_message_complete = HttpToolsProtocol.on_message_complete
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         limits: HttpLimits,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.limits = limits
+        self.max_header_size = limits.max_header_size
+        self.request_timeout = limits.request_timeout
+        self.max_connections = limits.max_connections
         self.head_open = True  # the next bytes belong to a request line or headers
         self.head_bytes = 0  # of the current request's head, as read so far
         self.started: float | None = None  # loop time of the current request's first byte
@@ -62,9 +68,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.refused = False  # answered with an error: drop whatever still arrives
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if len(self.connections) >= self.limits.max_connections:
+        if len(self.connections) >= self.max_connections:
             self.transport = transport
-            limit = self.limits.max_connections
+            limit = self.max_connections
             message = f"the server is at its limit of {limit} connections (api_server.max_connections); retry later"
             self._refuse(503, message, b"retry-after: 1\r\n")
             return
@@ -78,42 +84,60 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        while not self.refused:
-            if not self.head_open:  # a body: the endpoint bounds it (413)
-                super().data_received(data)
-                return
+        if not self.head_open:  # a body (the endpoint bounds it: 413), or a refused connection
+            if not self.refused:
+                _feed(self, data)
+            return
+        if self.started is None:
+            self._start_clock()
+        if len(data) + self.head_bytes <= self.max_header_size:  # the usual case: all of it fits
+            self.head_bytes += len(data)
+            _feed(self, data)
+            return
+        self._feed_up_to_limit(data)
+
+    def _feed_up_to_limit(self, data: bytes) -> None:
+        """Feed the parser only up to the limit: either the head ends within it, or it is too big.
+
+        Bytes after a head's end in the same read are not counted towards the next head: the limit
+        may be passed by at most one read, never reached too early.
+        """
+        while True:
             if self.started is None:
-                self.started = self.loop.time()
-                if self.deadline is None:
-                    self.deadline = self.loop.call_at(self.started + self.limits.request_timeout, self._check_deadline)
-            room = self.limits.max_header_size - self.head_bytes
-            if len(data) <= room:  # the usual case: all of it fits
+                self._start_clock()
+            room = self.max_header_size - self.head_bytes
+            if len(data) <= room:
                 self.head_bytes += len(data)
-                super().data_received(data)
+                _feed(self, data)
                 return
-            # Feed the parser only up to the limit: either the head ends within it, or it is too big.
-            # (Bytes after a head's end in the same read are not counted towards the next head:
-            # the limit may be passed by at most one read, never too early.)
             self.head_bytes += room
-            super().data_received(data[:room])
+            _feed(self, data[:room])
             data = data[room:]
             if self.transport.is_closing():  # e.g. the parser refused it (400)
                 return
-            if self.head_open and self.head_bytes >= self.limits.max_header_size:
+            if self.head_open and self.head_bytes >= self.max_header_size:
                 if self._response_in_flight():
                     self.transport.close()  # a pipelined request: no room for an answer of its own
                 else:
-                    limit = self.limits.max_header_size
+                    limit = self.max_header_size
                     self._refuse(431, f"request line and headers are over {limit} bytes (api_server.max_header_size)")
                 return
+            if not self.head_open:
+                self.data_received(data)
+                return
+
+    def _start_clock(self) -> None:
+        self.started = self.loop.time()
+        if self.deadline is None:
+            self.deadline = self.loop.call_at(self.started + self.request_timeout, self._check_deadline)
 
     def on_headers_complete(self) -> None:
         self.head_open = False
         self.head_bytes = 0
-        super().on_headers_complete()
+        _headers_complete(self)
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        _message_complete(self)
         self.head_open = True
         self.started = None
 
@@ -121,7 +145,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.deadline = None
         if self.started is None or self.refused or self.transport.is_closing():
             return  # no request under way: the next one arms the timer again
-        due = self.started + self.limits.request_timeout
+        due = self.started + self.request_timeout
         if self.loop.time() < due - 0.001:  # set by an earlier request: this one has more time
             self.deadline = self.loop.call_at(due, self._check_deadline)
             return
@@ -136,7 +160,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if busy:
             self.transport.close()
             return
-        timeout = self.limits.request_timeout
+        timeout = self.request_timeout
         self._refuse(408, f"the request did not arrive whole within {timeout:g} seconds (api_server.request_timeout)")
 
     def _response_in_flight(self) -> bool:
@@ -150,6 +174,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str, extra_headers: bytes = b"") -> None:
         """Answer ``status`` with a JSON error, then read and drop for a moment before closing."""
         self.refused = True
+        self.head_open = False
         self._cancel_deadline()
         self._unset_keepalive_if_required()
         body = json.dumps({"error": message}).encode()
