@@ -268,3 +268,23 @@ def test_limits_hold_in_worker_processes(tmp_path: Path, args: tuple[str, ...]) 
             sock.sendall(b"GET /livez HTTP/1.1\r\nhost: x\r\nx-half: ")
             _assert_error(*_response(sock), 408, "api_server.request_timeout")
         assert _echo(srv, {"ok": 1}) == {"ok": 1}
+
+
+@pytest.mark.slow
+def test_kept_alive_connection_outlives_the_request_timeout(tmp_path: Path) -> None:
+    """The deadline is per request: a connection may live on, and a request may span an earlier one's deadline."""
+    timeout = 4
+    project = _project(tmp_path / "project", {"request_timeout": timeout, "keepalive_timeout": 60})
+    home = tmp_path / "home"
+    post = b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 3\r\n\r\n"
+    with running_server("service.py:svc", home=home, cwd=project, args=("--config", "config.yaml")) as srv:
+        with _connect(srv) as sock:
+            sock.sendall(post + b"[1]")  # t=0: whole at once
+            assert _response(sock)[::2] == (200, b"[1]")
+            time.sleep(timeout / 2)
+            sock.sendall(post)  # t=2: head now, body at t=5 (3 s for this request, across t=4)
+            time.sleep(timeout * 3 / 4)
+            sock.sendall(b"[2]")
+            assert _response(sock)[::2] == (200, b"[2]")
+            sock.sendall(post + b"[")  # and a stalled one on the same connection still gets its 408
+            _assert_error(*_response(sock), 408, f"within {timeout} seconds")
