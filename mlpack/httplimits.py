@@ -1,9 +1,9 @@
 """HTTP limits uvicorn's httptools protocol does not enforce, kept at the protocol layer.
 
 uvicorn hands every byte a client sends to httptools, which collects a header in memory however
-long it grows (and copies it over again with each read: a 64 MB header holds up the whole worker
-for seconds), waits for a request line, headers or body for as long as the client likes, and
-leaves a connection that never sends anything open. ``LimitedHttpToolsProtocol`` wraps
+long it grows (a 128 MB one held up every other client of the worker for over 10 s), waits for a
+request line, headers or body for as long as the client likes, and leaves a connection that
+never sends anything open. ``LimitedHttpToolsProtocol`` wraps
 uvicorn's protocol and, before the parser sees a byte:
 
 - counts the bytes of the request line and headers; past ``max_header_size`` it answers 431
@@ -37,6 +37,8 @@ _message_complete = HttpToolsProtocol.on_message_complete
 
 @dataclass(frozen=True)
 class HttpLimits:
+    """The ``api_server`` limits a protocol enforces (the keep-alive timeout is uvicorn's own)."""
+
     max_header_size: int
     request_timeout: float
     max_connections: int
