@@ -1,6 +1,6 @@
 """What mlpack's HTTP limits cost per request: uvicorn's httptools protocol vs mlpack's, in one run.
 
-Run: .venv/bin/python benchmarks/http_protocol.py [--requests 20000] [--rounds 7]
+Run: .venv/bin/python benchmarks/http_protocol.py [--requests 3000] [--rounds 40]
 
 ``benchmarks/serve.py`` measures the whole server, whose numbers move by tens of per cent on a
 busy machine: too coarse to see a few microseconds. This script drives each protocol directly,
@@ -8,7 +8,8 @@ on one uvloop event loop with an in-memory transport and a constant ASGI app, so
 difference between the two is the protocol class: uvicorn's ``HttpToolsProtocol`` against
 ``mlpack.httplimits.LimitedHttpToolsProtocol`` (header count, request deadline, idle and
 connection checks). Each round sends ``--requests`` kept-alive POSTs of an iris row through
-each protocol in turn (the order swapping every round); the best round of each, in CPU time of
+each protocol in turn (the order swapping every round; many short rounds, as the best of many
+dodges the noise of a shared machine); the best round of each, in CPU time of
 the thread (which a busy machine disturbs less than wall time), is compared.
 
 Target: the limits add under 3 us of CPU per request, about 3% of what a whole request through
@@ -73,7 +74,7 @@ class Transport:
 
 
 def run_round(loop: asyncio.AbstractEventLoop, make: Any, requests: int) -> float:
-    """Seconds per request through one kept-alive connection of the protocol ``make`` builds."""
+    """CPU seconds per request through one kept-alive connection of the protocol ``make`` builds."""
     proto = make()
     transport = Transport()
     proto.connection_made(transport)
@@ -104,8 +105,8 @@ def main() -> int:
     from mlpack.httplimits import HttpLimits, LimitedHttpToolsProtocol
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--requests", type=int, default=20000)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--no-fail", action="store_true")
     args = parser.parse_args()
 
