@@ -288,3 +288,16 @@ def test_kept_alive_connection_outlives_the_request_timeout(tmp_path: Path) -> N
             assert _response(sock)[::2] == (200, b"[2]")
             sock.sendall(post + b"[")  # and a stalled one on the same connection still gets its 408
             _assert_error(*_response(sock), 408, f"within {timeout} seconds")
+
+
+def test_protocol_benchmark_runs() -> None:
+    """benchmarks/http_protocol.py drives both protocols through whole requests (its numbers are not checked here)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "http_protocol.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--requests", "200", "--rounds", "1", "--no-fail"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert "uvicorn" in out and "mlpack" in out and "us per request" in out
