@@ -14,6 +14,10 @@ from .runner import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS, BatchingOpti
 
 DEFAULT_PORT = 3000
 DEFAULT_MAX_REQUEST_SIZE = 20 * 1024 * 1024
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_HEADER_SIZE = 64 * 1024
+DEFAULT_KEEPALIVE_TIMEOUT = 5.0
+DEFAULT_MAX_CONNECTIONS = 1000
 
 
 def _schema() -> Any:
@@ -35,8 +39,12 @@ def _schema() -> Any:
         host: str | None = None
         port: int | None = Field(None, ge=0, le=65535)
         workers: int | None = Field(None, ge=1)
-        timeout: float = Field(60, gt=0)
-        max_request_size: int = Field(DEFAULT_MAX_REQUEST_SIZE, ge=1)
+        timeout: float | None = Field(None, gt=0, allow_inf_nan=False)
+        max_request_size: int | None = Field(None, ge=1)
+        max_header_size: int | None = Field(None, ge=1024)
+        request_timeout: float | None = Field(None, gt=0, allow_inf_nan=False)
+        keepalive_timeout: float | None = Field(None, gt=0, allow_inf_nan=False)
+        max_connections: int | None = Field(None, ge=1)
         metrics: Metrics = Metrics()
         access_log: bool = False
 
@@ -95,8 +103,12 @@ class ServeOptions:
     port: int = DEFAULT_PORT
     workers: int = 1
     reload: bool = False
-    timeout: float = 60
+    timeout: float = DEFAULT_TIMEOUT
     max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+    max_header_size: int = DEFAULT_MAX_HEADER_SIZE
+    request_timeout: float = DEFAULT_TIMEOUT
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     metrics_enabled: bool = True
     access_log: bool = False
     runners: dict[str, Any] = field(default_factory=dict)
@@ -145,15 +157,31 @@ def resolve_serve_options(
     def first(*values: Any) -> Any:
         return next((v for v in values if v not in (None, "")), None)
 
-    def as_int(name: str) -> int | None:
+    def as_int(name: str, minimum: int | None = None) -> int | None:
         value = env.get(name)
         if value in (None, ""):
             return None
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             raise ConfigError(f"{name}={value!r} is not a whole number") from None
+        if minimum is not None and number < minimum:
+            raise ConfigError(f"{name}={value!r} must be at least {minimum}")
+        return number
 
+    def as_seconds(name: str) -> float | None:
+        value = env.get(name)
+        if value in (None, ""):
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not a number of seconds") from None
+        if not 0 < number < float("inf"):
+            raise ConfigError(f"{name}={value!r} must be a positive number of seconds")
+        return number
+
+    timeout = first(as_seconds("MLPACK_TIMEOUT"), server["timeout"], DEFAULT_TIMEOUT)
     if production and workers is None:
         workers = os.cpu_count() or 1
     return ServeOptions(
@@ -163,8 +191,13 @@ def resolve_serve_options(
         port=first(port, as_int("MLPACK_PORT"), server["port"], DEFAULT_PORT),
         workers=first(workers, as_int("MLPACK_WORKERS"), server["workers"], 1),
         reload=reload,
-        timeout=server["timeout"],
-        max_request_size=server["max_request_size"],
+        timeout=timeout,
+        max_request_size=first(as_int("MLPACK_MAX_REQUEST_SIZE", 1), server["max_request_size"], DEFAULT_MAX_REQUEST_SIZE),
+        max_header_size=first(as_int("MLPACK_MAX_HEADER_SIZE", 1024), server["max_header_size"], DEFAULT_MAX_HEADER_SIZE),
+        # a request must arrive whole within api_server.timeout unless request_timeout says otherwise
+        request_timeout=first(as_seconds("MLPACK_REQUEST_TIMEOUT"), server["request_timeout"], timeout),
+        keepalive_timeout=first(as_seconds("MLPACK_KEEPALIVE_TIMEOUT"), server["keepalive_timeout"], DEFAULT_KEEPALIVE_TIMEOUT),
+        max_connections=first(as_int("MLPACK_MAX_CONNECTIONS", 1), server["max_connections"], DEFAULT_MAX_CONNECTIONS),
         metrics_enabled=server["metrics"]["enabled"],
         access_log=server["access_log"],
         runners=file["runners"],

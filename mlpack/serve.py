@@ -207,15 +207,19 @@ def serve(options: ServeOptions) -> None:
     """Run the server until SIGINT/SIGTERM; in-flight requests finish before exit."""
     import uvicorn
 
+    from .httplimits import HttpLimits, LimitedHttpToolsProtocol
     from .target import load_service
 
     loaded = load_service(options.target, options.working_dir)  # fail here, with a clear error
     os.environ[OPTIONS_ENV] = options.to_json()
+    limits = HttpLimits(options.max_header_size, options.request_timeout, options.max_connections)
     common: dict[str, Any] = dict(
         host=options.host,
         port=options.port,
         loop="uvloop",
-        http="httptools",
+        # a partial of a module-level class: it pickles, so --workers and --reload processes get it too
+        http=functools.partial(LimitedHttpToolsProtocol, limits=limits),
+        timeout_keep_alive=options.keepalive_timeout,
         lifespan="on",
         access_log=options.access_log,
         timeout_graceful_shutdown=30,
