@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from .exceptions import ArchiveError, IntegrityError
+from .exceptions import ArchiveError, IntegrityError, StorageError
+from .fsutil import os_error
 from .settings import Settings
 from .store import Store, tree_size, verify_files
 from .tag import Tag, validate_part
@@ -133,12 +135,34 @@ class Catalog(Generic[E]):
         store.delete(tag, newest=self._newest(store))
 
     def export(self, entry: Any, path: str | Path | None, settings: Settings | None = None) -> Path:
-        """Write ``<name>-<version><suffix>`` (a tar.gz); ``path`` may be a directory or a file."""
+        """Write ``<name>-<version><suffix>`` (a tar.gz) and return its path.
+
+        ``path`` is a directory when it exists as one or ends with ``/`` (created if missing;
+        the archive goes inside), else the archive's file name. An existing archive is replaced
+        atomically.
+        """
         entry.verify()
         filename = f"{entry.tag.name}-{entry.tag.version}{self.suffix}"
-        dest = Path(path) if path else Path.cwd() / filename
-        if dest.is_dir():
-            dest = dest / filename
+        text = os.fspath(path) if path is not None else ""
+        if not text:
+            dest = Path.cwd() / filename
+        elif text.endswith(("/", os.sep)) or Path(text).is_dir():
+            folder = Path(text)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except FileExistsError as exc:  # a file of that name is in the way
+                raise StorageError(f"cannot export into {text}: {folder} is a file, not a directory") from exc
+            except OSError as exc:
+                raise os_error(exc, "create the directory", folder) from exc
+            dest = folder / filename
+        else:
+            dest = Path(text)
+            if dest.parent.exists() and not dest.parent.is_dir():
+                raise StorageError(f"cannot export to {dest}: {dest.parent} is a file, not a directory")
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise os_error(exc, "create the directory", dest.parent) from exc
         return self.store(settings).export(entry.tag, dest)
 
     def import_(

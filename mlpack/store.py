@@ -274,15 +274,15 @@ class Store:
 
     # -- archives --------------------------------------------------------------------------
     def export(self, tag: Tag, dest: Path) -> Path:
+        """Write the entry as a tar.gz at ``dest``, atomically (an older archive is replaced whole)."""
+        from .fsutil import atomic_output
+
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_name(f".{dest.name}.partial")
         src = self.path(tag)
-        with tarfile.open(partial, "w:gz") as tar:
+        with atomic_output(dest) as out, tarfile.open(fileobj=out, mode="w:gz") as tar:  # type: ignore[call-overload]
             for path in sorted(src.rglob("*")):
                 if path.is_file() and not path.is_symlink():
                     tar.add(path, arcname=path.relative_to(src).as_posix(), recursive=False)
-        os.replace(partial, dest)
         return dest
 
     def import_archive(self, archive: Path, read_manifest: Callable[[Path], Tag]) -> Tag:

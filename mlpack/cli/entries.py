@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from .output import emit, human_size, info_line, local_time, parse_labels, table
+from .output import emit, human_size, info_line, local_time, parse_labels, table, write_stdout
 
 
 def _api(kind: str) -> SimpleNamespace:
@@ -70,7 +70,7 @@ def make_entry_app(kind: str) -> typer.Typer:
         _check_format(output, ("yaml", "json", "path"))
         entry = _api(kind).get(tag)
         if output == "path":
-            sys.stdout.write(f"{entry.path}\n")
+            write_stdout(f"{entry.path}\n")
         else:
             emit(entry.to_dict(), output)
 
@@ -103,11 +103,13 @@ def make_entry_app(kind: str) -> typer.Typer:
 
     @sub.command("export")
     def export(
-        tag: str = typer.Argument(...),
-        path: Path = typer.Argument(None, help="File or directory to write (default: current directory)."),
+        tag: str = typer.Argument(..., help=f"{noun} tag: name[:version]."),
+        path: str = typer.Argument(
+            None, help="Archive file to write, or a directory (existing, or ending in /) to write it into. \\[default: .]"
+        ),
     ) -> None:
         written = _api(kind).export(tag, path)
-        sys.stdout.write(f"{written}\n")
+        write_stdout(f"{written}\n")
 
     export.__doc__ = f"Export a {noun} as a .ml{noun} archive (tar.gz)."
 
@@ -115,7 +117,7 @@ def make_entry_app(kind: str) -> typer.Typer:
     def import_(path: Path = typer.Argument(..., help="An archive made by export.")) -> None:
         entry = _api(kind).imp(path)
         info_line(f"imported {noun} {entry.tag}")
-        sys.stdout.write(f"{entry.tag}\n")
+        write_stdout(f"{entry.tag}\n")
 
     import_.__doc__ = f"Import a {noun} archive into the store."
     return sub
