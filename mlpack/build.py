@@ -169,6 +169,7 @@ def build_bundle(
     docker = DockerOptions.from_config(
         {"python_version": f"{platform.python_version_tuple()[0]}.{platform.python_version_tuple()[1]}", **config.docker}
     )
+    python_version = _python_version(docker.python_version)
     store = bundle_store(settings)
     with store.stage() as staged:
         for rel in select_files(context, config.include, config.exclude):
@@ -185,7 +186,7 @@ def build_bundle(
         requirements = _requirements(config, context, list(models.values()))
         requirements.append(mlpack_requirement(env_python / "wheels"))
         (env_python / "requirements.txt").write_text("\n".join(requirements) + "\n")
-        (env_python / "version.txt").write_text(f"{docker.python_version}\n")
+        (env_python / "version.txt").write_text(f"{python_version}\n")
         (env_python / "install.sh").write_text(INSTALL_SH)
         (env_python / "install.sh").chmod(0o755)
         env_docker = staged / "env" / "docker"
@@ -205,7 +206,7 @@ def build_bundle(
                 {"tag": str(m.tag), "module": m.info.module, "creation_time": m.info.creation_time} for m in models.values()
             ],
             "apis": [api.to_spec() for api in svc.apis.values()],
-            "python": {"version": platform.python_version(), "requirements": requirements},
+            "python": {"version": python_version, "requirements": requirements},
             "docker": {
                 "base_image": docker.base_image,
                 "python_version": docker.python_version,
@@ -226,6 +227,16 @@ def build_bundle(
     from .bundles import read_info
 
     return Bundle(path, read_info(path))
+
+
+def _python_version(image_minor: str) -> str:
+    """The bundle's Python, as in ``env/python/version.txt`` and ``bundle.yaml``'s ``python.version``.
+
+    The full version of this interpreter (``3.11.7``) when the image's ``major.minor`` (its base
+    image tag, ``docker.python_version``) is this one's, else that ``major.minor``.
+    """
+    here = platform.python_version()
+    return here if here.startswith(f"{image_minor}.") else image_minor
 
 
 def _now() -> str:

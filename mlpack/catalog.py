@@ -111,9 +111,7 @@ class Catalog(Generic[E]):
         path = store.path(store.resolve(tag, newest=self._newest(store)))
         return self.entry_cls(path, self.read_info(path))
 
-    def list(
-        self, name: str | None = None, labels: Mapping[str, str] | None = None, settings: Settings | None = None
-    ) -> list[E]:
+    def list(self, name: str | None = None, labels: Mapping[str, str] | None = None, settings: Settings | None = None) -> list[E]:
         """Entries newest first, optionally filtered by name and labels."""
         store = self.store(settings)
         if name:
@@ -165,9 +163,7 @@ class Catalog(Generic[E]):
                 raise os_error(exc, "create the directory", dest.parent) from exc
         return self.store(settings).export(entry.tag, dest)
 
-    def import_(
-        self, path: str | Path, settings: Settings | None = None, check: Callable[[Any], None] | None = None
-    ) -> E:
+    def import_(self, path: str | Path, settings: Settings | None = None, check: Callable[[Any], None] | None = None) -> E:
         """Import an exported archive; it becomes visible only after its hashes check out."""
 
         def validate(staged: Path) -> Tag:

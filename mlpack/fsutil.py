@@ -89,17 +89,15 @@ def atomic_output(path: str | Path, binary: bool = True) -> Iterator[IO[Any]]:
         raise StorageError(f"cannot write {path}: no free temporary name beside it")
     stream = _Guarded(os.fdopen(fd, "wb") if binary else open(fd, "w", encoding="utf-8", newline=""), path)  # noqa: SIM115
     try:
-        with stream.raw:
-            yield stream  # type: ignore[misc]
-            try:
-                stream.raw.flush()
-            except OSError as exc:
-                raise os_error(exc, "write", path) from exc
+        yield stream  # type: ignore[misc]
         try:
+            stream.raw.close()  # flushes: a full disk may show only now
             os.replace(tmp, path)
         except OSError as exc:
             raise os_error(exc, "write", path) from exc
     except BaseException:
+        with contextlib.suppress(OSError):
+            stream.raw.close()  # a failed flush must not hide the first error
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise

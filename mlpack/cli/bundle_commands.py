@@ -50,7 +50,6 @@ def containerize(
     """Build a container image from a bundle (the bundle directory is the build context)."""
     from ..bundles import Bundle, get
     from ..containerize import containerize as build_image
-
     from ..target import check_bundle_path
 
     candidate = Path(tag)

@@ -46,7 +46,10 @@ def make_entry_app(kind: str) -> typer.Typer:
     ) -> None:
         """List {kind}, newest first."""
         _check_format(output, ("table", "json", "yaml"))
-        entries = _api(kind).list(name, labels=parse_labels(label))
+        labels = parse_labels(label)
+        entries = _api(kind).list(name, labels=labels)
+        if not entries:
+            info_line(_nothing_listed(kind, name, labels))
         if output != "table":
             emit([_summary(kind, e) for e in entries], output)
             return
@@ -121,6 +124,25 @@ def make_entry_app(kind: str) -> typer.Typer:
 
     import_.__doc__ = f"Import a {noun} archive into the store."
     return sub
+
+
+def _nothing_listed(kind: str, name: str | None, labels: dict[str, str]) -> str:
+    """Why ``list`` shows nothing, on stderr: where it looked, and how to add something."""
+    from ..settings import Settings
+
+    home = Settings.from_env().home
+    what = (
+        kind
+        + (f" named {name}" if name else "")
+        + (" with " + ", ".join(f"{k}={v}" for k, v in labels.items()) if labels else "")
+    )
+    where = f"the store {home}" + ("" if home.exists() else " (it does not exist yet; is MLPACK_HOME right?)")
+    how = (
+        "save one with mlpack.sklearn.save_model(name, model) or `mlpack models import FILE`"
+        if kind == "models"
+        else "build one with `mlpack build` or `mlpack bundles import FILE`"
+    )
+    return f"no {what} in {where}; {how}"
 
 
 def _check_format(value: str, allowed: tuple[str, ...]) -> None:
