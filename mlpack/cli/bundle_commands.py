@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Optional
@@ -25,7 +26,8 @@ def build(
 
     if output not in ("default", "tag"):
         raise typer.BadParameter(f"{output!r} is not one of default, tag", param_hint="-o/--output")
-    bundle = build_bundle(path, build_file=build_file, version=version, labels=parse_labels(label))
+    with contextlib.redirect_stdout(sys.stderr):  # the service's own prints: stdout is for the tag
+        bundle = build_bundle(path, build_file=build_file, version=version, labels=parse_labels(label))
     if output == "tag":
         sys.stdout.write(f"{bundle.tag}\n")
         return
