@@ -98,6 +98,8 @@ class _FeatureNamesNotice:
                 self.check(args[0])
             return fn(*args, **kwargs)
 
+        if hasattr(fn, "__self__"):
+            call.__self__ = fn.__self__  # type: ignore[attr-defined]  # still reaches the estimator, as a bound method
         return call
 
     def check(self, x: Any) -> None:
