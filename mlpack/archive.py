@@ -10,12 +10,14 @@ directories) may appear; bytes are counted again while copying.
 
 from __future__ import annotations
 
+import errno
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from .exceptions import ArchiveError
+from .fsutil import is_disk_full
 from .provenance import FILENAME as PROVENANCE
 from .yamlio import MAX_BYTES, loads_yaml
 
@@ -64,6 +66,8 @@ def extract(archive: Path, dest: Path, manifest: str, limits: Limits) -> None:
     except (tarfile.TarError, EOFError, UnicodeError) as exc:
         raise ArchiveError(f"cannot read archive {archive}: {exc}; is it a file made by `export`?") from exc
     except OSError as exc:
+        if is_disk_full(exc) or exc.errno in (errno.EFBIG, errno.EROFS):
+            raise  # the store's disk, not the archive: Store.stage names it
         if exc.filename and str(exc.filename).startswith(str(dest)):
             raise ArchiveError(f"cannot write {exc.filename}: {exc.strerror}") from exc
         raise ArchiveError(f"cannot read archive {archive}: {exc.strerror or exc}") from exc

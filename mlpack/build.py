@@ -224,6 +224,7 @@ def build_bundle(
         for rel in model.info.files:
             if not rel.endswith(DATA_SUFFIXES):  # a trusted bundle lets its models' pickles load
                 model.require_trusted(f"bundling {rel}")
+    python_version = _python_version(docker.python_version)
     store = bundle_store(settings)
     with store.stage() as staged:
         for rel in sources:
@@ -247,7 +248,7 @@ def build_bundle(
 
             target = Target(docker.python_version)
             fill_wheelhouse(env_python / "requirements.txt", env_python / "wheels", target, cache=settings.wheel_cache)
-        (env_python / "version.txt").write_text(f"{docker.python_version}\n")
+        (env_python / "version.txt").write_text(f"{python_version}\n")
         (env_python / "install.sh").write_text(INSTALL_SH)
         (env_python / "install.sh").chmod(0o755)
         env_docker = staged / "env" / "docker"
@@ -267,7 +268,7 @@ def build_bundle(
                 {"tag": str(m.tag), "module": m.info.module, "creation_time": m.info.creation_time} for m in models.values()
             ],
             "apis": [api.to_spec() for api in svc.apis.values()],
-            "python": {"version": platform.python_version(), "requirements": requirements},
+            "python": {"version": python_version, "requirements": requirements},
             "docker": {
                 "base_image": docker.base_image,
                 "python_version": docker.python_version,
@@ -297,6 +298,16 @@ def build_bundle(
 def _skip_provenance(top: Path) -> Any:
     """A copytree ``ignore`` leaving out the entry's own ``provenance.yaml`` (store metadata)."""
     return lambda d, names: [PROVENANCE] if d == str(top) else []
+
+
+def _python_version(image_minor: str) -> str:
+    """The bundle's Python, as in ``env/python/version.txt`` and ``bundle.yaml``'s ``python.version``.
+
+    The full version of this interpreter (``3.11.7``) when the image's ``major.minor`` (its base
+    image tag, ``docker.python_version``) is this one's, else that ``major.minor``.
+    """
+    here = platform.python_version()
+    return here if here.startswith(f"{image_minor}.") else image_minor
 
 
 def _now() -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from .archive import Limits
-from .exceptions import ArchiveError, IntegrityError, Untrusted
+from .exceptions import ArchiveError, IntegrityError, StorageError, Untrusted
+from .fsutil import os_error
 from .provenance import Provenance, read_provenance, write_provenance
 from .settings import Settings
 from .store import Store, tree_size, verify_files
@@ -152,9 +154,7 @@ class Catalog(Generic[E]):
         path = store.path(store.resolve(tag, newest=self._newest(store)))
         return self.entry_cls(path, self.read_info(path))
 
-    def list(
-        self, name: str | None = None, labels: Mapping[str, str] | None = None, settings: Settings | None = None
-    ) -> list[E]:
+    def list(self, name: str | None = None, labels: Mapping[str, str] | None = None, settings: Settings | None = None) -> list[E]:
         """Entries newest first, optionally filtered by name and labels."""
         store = self.store(settings)
         if name:
@@ -176,12 +176,34 @@ class Catalog(Generic[E]):
         store.delete(tag, newest=self._newest(store))
 
     def export(self, entry: Any, path: str | Path | None, settings: Settings | None = None) -> Path:
-        """Write ``<name>-<version><suffix>`` (a tar.gz); ``path`` may be a directory or a file."""
+        """Write ``<name>-<version><suffix>`` (a tar.gz) and return its path.
+
+        ``path`` is a directory when it exists as one or ends with ``/`` (created if missing;
+        the archive goes inside), else the archive's file name. An existing archive is replaced
+        atomically.
+        """
         entry.verify()
         filename = f"{entry.tag.name}-{entry.tag.version}{self.suffix}"
-        dest = Path(path) if path else Path.cwd() / filename
-        if dest.is_dir():
-            dest = dest / filename
+        text = os.fspath(path) if path is not None else ""
+        if not text:
+            dest = Path.cwd() / filename
+        elif text.endswith(("/", os.sep)) or Path(text).is_dir():
+            folder = Path(text)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except FileExistsError as exc:  # a file of that name is in the way
+                raise StorageError(f"cannot export into {text}: {folder} is a file, not a directory") from exc
+            except OSError as exc:
+                raise os_error(exc, "create the directory", folder) from exc
+            dest = folder / filename
+        else:
+            dest = Path(text)
+            if dest.parent.exists() and not dest.parent.is_dir():
+                raise StorageError(f"cannot export to {dest}: {dest.parent} is a file, not a directory")
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise os_error(exc, "create the directory", dest.parent) from exc
         return self.store(settings).export(entry.tag, dest)
 
     def import_(

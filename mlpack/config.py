@@ -182,13 +182,18 @@ def resolve_serve_options(
         return number
 
     timeout = first(as_seconds("MLPACK_TIMEOUT"), server["timeout"], DEFAULT_TIMEOUT)
+    env_port = as_int("MLPACK_PORT")
+    if env_port is not None and not 0 <= env_port <= 65535:
+        raise ConfigError(f"MLPACK_PORT={env_port} is not a TCP port (0-65535; 0 picks a free one)")
+    if port is not None and not 0 <= port <= 65535:
+        raise ConfigError(f"port {port} is not a TCP port (0-65535; 0 picks a free one)")
     if production and workers is None:
         workers = os.cpu_count() or 1
     return ServeOptions(
         target=target,
         working_dir=str(Path(working_dir or os.getcwd()).resolve()),
         host=first(host, env.get("MLPACK_HOST"), server["host"], "127.0.0.1"),
-        port=first(port, as_int("MLPACK_PORT"), server["port"], DEFAULT_PORT),
+        port=next(p for p in (port, env_port, server["port"], DEFAULT_PORT) if p is not None),
         workers=first(workers, as_int("MLPACK_WORKERS"), server["workers"], 1),
         reload=reload,
         timeout=timeout,

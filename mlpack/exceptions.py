@@ -38,6 +38,11 @@ class IntegrityError(MlpackError):
     """A stored file does not match the sha256 recorded for it."""
 
 
+class StorageError(MlpackError):
+    """A file cannot be written or read for a reason of the system: disk full, permissions,
+    a store directory that is missing or not a directory."""
+
+
 class ArchiveError(MlpackError):
     """An exported archive cannot be read or would write outside the store."""
 

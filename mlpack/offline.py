@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -258,25 +256,34 @@ def _open_output(output: str | Path | IO[str], fmt: str | None, api: API) -> Ite
 
 @contextlib.contextmanager
 def _atomic(output: str | Path | IO[Any], binary: bool) -> Iterator[IO[Any]]:
-    """A stream as is, or a temporary file next to the path, renamed onto it on success."""
+    """A stream as is, or a new file beside the path (umask honoured), renamed onto it on success."""
     if hasattr(output, "write"):
-        yield output  # type: ignore[misc]
+        yield _StreamGuard(output)  # type: ignore[arg-type]
         return
-    path = Path(output)  # type: ignore[arg-type]
-    if path.is_dir():
-        raise BadInput(f"cannot write {path}: it is a directory")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    except OSError as exc:
-        raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") if binary else open(fd, "w", encoding="utf-8", newline="") as f:  # noqa: SIM115
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    from .fsutil import atomic_output
+
+    with atomic_output(output, binary=binary) as stream:  # type: ignore[arg-type]
+        yield stream
+
+
+class _StreamGuard:
+    """Writes to a stream (stdout) whose failure (a full disk, a closed terminal) is one clear error."""
+
+    def __init__(self, raw: IO[Any]) -> None:
+        self.raw = raw
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.raw.write(data)
+        except BrokenPipeError:
+            raise  # `| head`: the CLI ends quietly
+        except OSError as exc:
+            from .fsutil import os_error
+
+            raise os_error(exc, "write the results to", getattr(self.raw, "name", "the output")) from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
 
 
 def _parquet_modules() -> tuple[Any, Any]:

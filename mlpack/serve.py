@@ -7,18 +7,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import gc
 import logging
 import logging.config
 import os
+import socket
 import tempfile
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from .config import ServeOptions
 from .endpoint import ASGIEndpoint, json_response, make_endpoint
-from .exceptions import ServiceUnavailable
+from .exceptions import ConfigError, ServiceUnavailable
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -211,6 +213,10 @@ def serve(options: ServeOptions) -> None:
     from .target import load_service
 
     loaded = load_service(options.target, options.working_dir)  # fail here, with a clear error
+    reserved = None
+    if options.port == 0:  # "any free port": pick it now, so that the port logged is the one served
+        reserved, port = _reserve_port(options.host)
+        options = dataclasses.replace(options, port=port)
     os.environ[OPTIONS_ENV] = options.to_json()
     limits = HttpLimits(options.max_header_size, options.request_timeout, options.max_connections)
     common: dict[str, Any] = dict(
@@ -242,4 +248,27 @@ def serve(options: ServeOptions) -> None:
             **common,
         )
         return
-    uvicorn.run(build_app(loaded.service, options), **common)
+    try:
+        uvicorn.run(build_app(loaded.service, options), **common)
+    finally:
+        if reserved is not None:
+            reserved.close()
+
+
+def _reserve_port(host: str) -> tuple[socket.socket, int]:
+    """A free port for ``host``, held by a bound (never listening) socket until the server is done.
+
+    uvicorn binds the same port with SO_REUSEADDR, which Linux allows next to a socket that
+    does not listen; meanwhile the kernel hands the port to no one else.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, 0))
+    except OSError as exc:
+        sock.close()
+        from .fsutil import reason
+
+        raise ConfigError(f"cannot bind {host}: {reason(exc)}") from exc
+    return sock, sock.getsockname()[1]

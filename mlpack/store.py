@@ -8,24 +8,28 @@ at all; ``latest`` changes under a file lock. Nothing here knows what a model is
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .archive import Limits, extract, unsafe_path
-from .exceptions import AlreadyExists, AmbiguousTag, ArchiveError, IntegrityError, NotFound
+from .exceptions import AlreadyExists, AmbiguousTag, ArchiveError, IntegrityError, NotFound, StorageError
+from .fsutil import os_error, reason
 from .provenance import FILENAME as PROVENANCE
 from .provenance import Provenance, write_provenance
+from .staging import clean_stale, staging_dir
 from .tag import LATEST, Tag, new_version
 from .yamlio import load_yaml
 
-_STALE_SECONDS = 24 * 3600
+_STALE_SECONDS = 24 * 3600  # for what .tmp holds without a lock (an older mlpack's)
+# errors of the store's disk while staging; anything else is the caller's own error
+_STORE_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 _CHUNK = 1 << 20
 
 
@@ -101,7 +105,11 @@ class Store:
         try:
             return sorted(e.name for e in os.scandir(self.root) if e.is_dir() and not e.name.startswith("."))
         except FileNotFoundError:
+            if self.home.exists() and not self.home.is_dir():
+                raise home_error(self.home, NotADirectoryError(errno.ENOTDIR, "Not a directory")) from None
             return []
+        except OSError as exc:
+            raise home_error(self.home, exc) from exc
 
     def versions(self, name: str) -> list[str]:
         """Complete versions of ``name`` (unsorted)."""
@@ -201,22 +209,31 @@ class Store:
 
     @contextlib.contextmanager
     def stage(self) -> Iterator[Path]:
-        """A fresh staging directory on the store's file system; removed if not committed."""
-        tmp_root = self.home / ".tmp"
-        tmp_root.mkdir(parents=True, exist_ok=True)
+        """A fresh staging directory on the store's file system; removed if not committed.
+
+        A full disk or a read-only store while staging is one ``StorageError`` naming the store.
+        """
+        tmp_root = self._tmp_root()
         self._clean_stale(tmp_root)
-        staged = Path(tempfile.mkdtemp(dir=tmp_root, prefix=f"{self.kind}-"))
         try:
-            yield staged
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
+            with staging_dir(tmp_root, f"{self.kind}-") as staged:
+                yield staged
+        except OSError as exc:
+            if exc.errno not in _STORE_FULL:
+                raise
+            raise os_error(exc, "write into the store at", self.home) from exc
+
+    def _tmp_root(self) -> Path:
+        """``<home>/.tmp``, created if missing; an unusable MLPACK_HOME is one clear error."""
+        tmp_root = self.home / ".tmp"
+        try:
+            tmp_root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise home_error(self.home, exc) from exc
+        return tmp_root
 
     def _clean_stale(self, tmp_root: Path) -> None:
-        cutoff = time.time() - _STALE_SECONDS
-        for entry in os.scandir(tmp_root):
-            with contextlib.suppress(OSError):
-                if entry.stat().st_mtime < cutoff:
-                    shutil.rmtree(entry.path, ignore_errors=True)
+        clean_stale(tmp_root, _STALE_SECONDS)
 
     def commit(
         self,
@@ -265,10 +282,7 @@ class Store:
 
     def delete(self, tag: Tag, newest: Callable[[list[Tag]], Tag] | None = None) -> None:
         """Remove a resolved entry; ``latest`` moves to the newest remaining version."""
-        tmp_root = self.home / ".tmp"
-        tmp_root.mkdir(parents=True, exist_ok=True)
-        trash = Path(tempfile.mkdtemp(dir=tmp_root, prefix="deleted-"))
-        with self._lock(tag.name):
+        with staging_dir(self._tmp_root(), "deleted-") as trash, self._lock(tag.name):
             os.replace(self.path(tag), trash / "entry")
             remaining = self.versions(tag.name)
             base = self.root / tag.name
@@ -281,20 +295,19 @@ class Store:
                 tags = [Tag(tag.name, v) for v in remaining]
                 chosen = newest(tags) if newest else max(tags)
                 write_atomic(base / LATEST, f"{chosen.version}\n")
-        shutil.rmtree(trash, ignore_errors=True)
 
     # -- archives --------------------------------------------------------------------------
     def export(self, tag: Tag, dest: Path) -> Path:
+        """Write the entry as a tar.gz at ``dest``, atomically (an older archive is replaced whole)."""
+        from .fsutil import atomic_output
+
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_name(f".{dest.name}.partial")
         src = self.path(tag)
         # exactly the manifest and what it records: never provenance.yaml or stray files
         recorded = sorted(load_yaml(src / self.manifest).get("files") or {})
-        with tarfile.open(partial, "w:gz") as tar:
+        with atomic_output(dest) as out, tarfile.open(fileobj=out, mode="w:gz") as tar:  # type: ignore[call-overload]
             for rel in [self.manifest, *(r for r in recorded if r not in (self.manifest, PROVENANCE))]:
                 tar.add(src / rel, arcname=rel, recursive=False)
-        os.replace(partial, dest)
         return dest
 
     def import_archive(
@@ -320,6 +333,18 @@ class Store:
             if (self.path(tag) / self.manifest).exists():
                 raise AlreadyExists(f"{self.noun} {tag} already exists in the store; delete it first to re-import")
             return self.commit(staged, tag.name, lambda _p, _v: None, version=tag.version, provenance=provenance)
+
+
+def home_error(home: Path, exc: OSError) -> StorageError:
+    """Why the store at ``home`` cannot be used, in one line that says what to do."""
+    fix = "set MLPACK_HOME to a directory you can write (default ~/.mlpack)"
+    if home.exists() and not home.is_dir():
+        return StorageError(f"the store MLPACK_HOME={home} is a file, not a directory; {fix}")
+    if exc.errno == errno.ENOTDIR:
+        return StorageError(f"the store MLPACK_HOME={home} cannot be created: a part of the path is a file; {fix}")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(f"cannot use the store MLPACK_HOME={home}: {reason(exc)}; {fix}")
+    return os_error(exc, "use the store at", home)
 
 
 def _remove_empty(path: Path) -> bool:

@@ -36,6 +36,7 @@ def resolve_bundle_path(target: str, working_dir: Path) -> Path | None:
         return candidate.resolve()
     if is_module_target(target, working_dir):
         return None
+    check_bundle_path(target, candidate)
     from . import bundles
     from .exceptions import InvalidTag, NotFound
 
@@ -45,6 +46,18 @@ def resolve_bundle_path(target: str, working_dir: Path) -> Path | None:
         raise ImportServiceError(
             f"cannot find {target!r}: not a bundle tag, a bundle directory, or module.py:svc in {working_dir} ({exc})"
         ) from exc
+
+
+def check_bundle_path(target: str, candidate: Path) -> None:
+    """A target written as a path (``/x``, ``./x``, ``~/x``, ``x/y``) that is not a bundle is an error
+    saying so, rather than an invalid tag name."""
+    if not (candidate.exists() or "/" in target or os.sep in target or target.startswith((".", "~"))):
+        return  # a tag, looked up in the store
+    if not candidate.exists():
+        raise ImportServiceError(f"{target}: no such file or directory")
+    if candidate.is_dir():
+        raise ImportServiceError(f"{target} is a directory but not a bundle: it has no bundle.yaml")
+    raise ImportServiceError(f"{target} is a file, not a bundle directory; a service module is given as module.py:svc")
 
 
 def load_service(target: str, working_dir: str | Path | None = None) -> LoadedService:

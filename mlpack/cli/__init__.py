@@ -59,12 +59,44 @@ def main(argv: list[str] | None = None) -> None:
     warnings.showwarning = _show_warning
     _register_commands()
     try:
-        app(args=args, prog_name="mlpack")
+        try:
+            app(args=args, prog_name="mlpack")
+        except SystemExit:  # how click ends every command, successful or not
+            _flush_stdout()
+            raise
+        _flush_stdout()
     except MlpackError as exc:
-        if debug:
-            traceback.print_exc()
-        error_line(str(exc))
-        sys.exit(exc.exit_code)
+        _fail(debug, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         error_line("interrupted")
         sys.exit(130)
+    except OSError as exc:  # a file system error no command turned into a message
+        from ..fsutil import is_disk_full, os_error
+
+        _fail(debug, f"{os_error(exc, 'write' if is_disk_full(exc) else 'access')}{_HINT}", 1)
+    except Exception as exc:  # a bug, ours or in the user's code: still one line without --debug
+        _fail(debug, f"unexpected {type(exc).__name__}: {exc}{_HINT}", 1)
+
+
+_HINT = " (run with --debug for the traceback)"
+
+
+def _flush_stdout() -> None:
+    """Flush results now, so that a full disk behind stdout is an error line, not a crash at exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # `mlpack ... | head`: the reader is gone, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as exc:
+        from ..fsutil import os_error
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the same bytes must not fail again at exit
+        raise os_error(exc, "write to", "stdout") from exc
+
+
+def _fail(debug: bool, message: str, code: int) -> None:
+    if debug:
+        traceback.print_exc()
+        message = message.removesuffix(_HINT)
+    error_line(message)
+    sys.exit(code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Optional
@@ -15,8 +16,8 @@ from .output import info_line, parse_labels
 @app.command()
 def build(
     path: Path = typer.Argument(Path("."), help="Build context: the project directory."),
-    build_file: Optional[Path] = typer.Option(None, "-f", "--file", help="mlpackfile to use [default: PATH/mlpackfile.yaml]."),
-    version: Optional[str] = typer.Option(None, "--version", help="Bundle version [default: generated]."),
+    build_file: Optional[Path] = typer.Option(None, "-f", "--file", help="mlpackfile to use. \\[default: PATH/mlpackfile.yaml]"),
+    version: Optional[str] = typer.Option(None, "--version", help="Bundle version. \\[default: generated]"),
     label: list[str] = typer.Option(None, "--label", help="Extra label key=value (repeatable)."),
     output: str = typer.Option("default", "-o", "--output", help="default (a summary) or tag (just the tag)."),
     wheels: Optional[bool] = typer.Option(
@@ -28,7 +29,8 @@ def build(
 
     if output not in ("default", "tag"):
         raise typer.BadParameter(f"{output!r} is not one of default, tag", param_hint="-o/--output")
-    bundle = build_bundle(path, build_file=build_file, version=version, labels=parse_labels(label), wheels=wheels)
+    with contextlib.redirect_stdout(sys.stderr):  # the service's own prints: stdout is for the tag
+        bundle = build_bundle(path, build_file=build_file, version=version, labels=parse_labels(label), wheels=wheels)
     if output == "tag":
         sys.stdout.write(f"{bundle.tag}\n")
         return
@@ -41,9 +43,11 @@ def build(
 @app.command()
 def containerize(
     tag: str = typer.Argument(..., help="Bundle tag or bundle directory."),
-    image: Optional[str] = typer.Option(None, "-t", "--image-tag", help="Image name [default: the bundle's name:version]."),
+    image: Optional[str] = typer.Option(None, "-t", "--image-tag", help="Image name. \\[default: the bundle's name:version]"),
     backend: Optional[str] = typer.Option(
-        None, "--backend", help="docker, podman or buildah [default: $MLPACK_CONTAINERIZE_BACKEND, else the first found]."
+        None,
+        "--backend",
+        help="docker, podman or buildah (env MLPACK_CONTAINERIZE_BACKEND). \\[default: the first one installed]",
     ),
     build_arg: list[str] = typer.Option(None, "--build-arg", help="Build argument key=value (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the build command instead of running it."),
@@ -55,8 +59,11 @@ def containerize(
     from ..bundles import Bundle, get
     from ..containerize import containerize as build_image
     from ..settings import Settings
+    from ..target import check_bundle_path
 
     candidate = Path(tag)
+    if not (candidate / "bundle.yaml").is_file():
+        check_bundle_path(tag, candidate)
     bundle = Bundle.from_path(candidate) if (candidate / "bundle.yaml").is_file() else get(tag)
     result = build_image(
         bundle.path,

@@ -13,15 +13,17 @@ from . import app
 @app.command()
 def serve(
     target: str = typer.Argument(
-        None, help="Bundle tag, bundle directory, or module.py:svc (default: service of ./mlpackfile.yaml)."
+        None, help="Bundle tag, bundle directory, or module.py:svc. \\[default: the service of ./mlpackfile.yaml]"
     ),
-    host: Optional[str] = typer.Option(None, "--host", help="Address to bind [default: 127.0.0.1; env MLPACK_HOST]."),
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port [default: 3000; env MLPACK_PORT]."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes [default: 1]."),
+    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (env MLPACK_HOST). \\[default: 127.0.0.1]"),
+    port: Optional[int] = typer.Option(
+        None, "--port", "-p", min=0, max=65535, help="TCP port, 0 to pick a free one (env MLPACK_PORT). \\[default: 3000]"
+    ),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes (env MLPACK_WORKERS). \\[default: 1]"),
     production: bool = typer.Option(False, "--production", help="One worker per CPU unless --workers is given."),
     reload: bool = typer.Option(False, "--reload", help="Restart when source files change (development)."),
-    config: Optional[str] = typer.Option(None, "--config", help="YAML config file [env MLPACK_CONFIG]."),
-    working_dir: Optional[str] = typer.Option(None, "--working-dir", help="Where module.py targets are found."),
+    config: Optional[str] = typer.Option(None, "--config", help="YAML config file (env MLPACK_CONFIG)."),
+    working_dir: Optional[str] = typer.Option(None, "--working-dir", help="Where module.py targets are found. \\[default: .]"),
 ) -> None:
     """Serve a service over HTTP."""
     from ..config import resolve_serve_options
@@ -72,14 +74,16 @@ def run(
     ),
     input_text: Optional[str] = typer.Option(None, "--input", help="One input as text (JSON unless --format)."),
     input_file: Optional[str] = typer.Option(None, "--input-file", help="A csv, json, jsonl or parquet file of rows."),
-    output_file: Optional[str] = typer.Option(None, "--output-file", help="Write results here (default: stdout)."),
+    output_file: Optional[str] = typer.Option(
+        None, "--output-file", help="Write results here: .json, .jsonl, .csv, .txt or .parquet. \\[default: stdout]"
+    ),
     fmt: Optional[str] = typer.Option(
-        None, "--format", help="Input format: csv, json, jsonl or parquet (default: from the extension)."
+        None, "--format", help="Input format: csv, json, jsonl or parquet. \\[default: from the extension]"
     ),
     output: Optional[str] = typer.Option(
-        None, "-o", "--output", help="json, jsonl, csv or table (default: from --output-file, else json)."
+        None, "-o", "--output", help="json, jsonl, csv or table. \\[default: from --output-file, else json]"
     ),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Rows per chunk (default: 50000)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Rows per chunk. \\[default: 50000]"),
     working_dir: Optional[str] = typer.Option(
         None, "--working-dir", help="Where module.py targets and mlpackfile.yaml are found."
     ),
@@ -113,35 +117,39 @@ def run(
         raise BadInput("--scheduler, --workers, --output-dir and --partition-size need --engine dask")
     if engine == "dask" and input_file is None:
         raise BadInput("--engine dask reads --input-file (a file, a glob or a folder), not --input")
+    if input_file is not None and engine == "local":
+        _check_input_file(input_file)  # before the models load: a typo fails at once
     spec = target or _default_target(working_dir)
-    loaded = load_service(spec, working_dir)
-    if engine == "dask":
-        dask_options = (scheduler, dask_workers, partition_size, output_dir)
-        _run_on_dask(loaded, spec, api_name, input_file, output_file, fmt, output, batch_size, *dask_options)
-        return
-    out = output_file if output_file is not None else sys.stdout
+    results = sys.stdout  # results only; whatever the service prints goes to stderr
+    out = output_file if output_file is not None else results
     try:
-        if input_text is not None:
-            run_text(loaded.service, api_name, input_text, out, fmt=fmt, out_fmt=output)
-            return
-        show = sys.stderr.isatty()
-        with _progress(show) as advance:
-            stats = run_file(
-                loaded.service,
-                api_name,
-                input_file,
-                out,
-                fmt=fmt,
-                out_fmt=output,
-                batch_size=batch_size or DEFAULT_BATCH_SIZE,
-                progress=advance,
-            )
-        if show:
-            from .output import info_line
+        with contextlib.redirect_stdout(sys.stderr):
+            loaded = load_service(spec, working_dir)
+            if engine == "dask":
+                dask_options = (scheduler, dask_workers, partition_size, output_dir)
+                _run_on_dask(loaded, spec, api_name, input_file, output_file, fmt, output, batch_size, *dask_options, results)
+            elif input_text is not None:
+                run_text(loaded.service, api_name, input_text, out, fmt=fmt, out_fmt=output)
+            else:
+                show = sys.stderr.isatty()
+                with _progress(show) as advance:
+                    stats = run_file(
+                        loaded.service,
+                        api_name,
+                        input_file,
+                        out,
+                        fmt=fmt,
+                        out_fmt=output,
+                        batch_size=batch_size or DEFAULT_BATCH_SIZE,
+                        progress=advance,
+                    )
+                if show:
+                    from .output import info_line
 
-            rate = stats.rows / stats.seconds if stats.seconds else 0
-            dest = f" -> {output_file}" if output_file else ""
-            info_line(f"{stats.rows:,} rows in {stats.seconds:.2f} s ({rate:,.0f} rows/s){dest}")
+                    rate = stats.rows / stats.seconds if stats.seconds else 0
+                    dest = f" -> {output_file}" if output_file else ""
+                    info_line(f"{stats.rows:,} rows in {stats.seconds:.2f} s ({rate:,.0f} rows/s){dest}")
+        _flush(results)
     except BrokenPipeError:  # `mlpack run ... | head`: the reader is gone; not an error of ours
         import os
 
@@ -150,7 +158,8 @@ def run(
 
 
 def _run_on_dask(
-    loaded, spec, api_name, input_file, output_file, fmt, output, batch_size, scheduler, workers, partition_size, output_dir
+    loaded, spec, api_name, input_file, output_file, fmt, output, batch_size, scheduler, workers, partition_size, output_dir,
+    results,
 ) -> None:  # noqa: ANN001 - the options of `run`, as given
     """``mlpack run --engine dask``: partitions of the input on Dask workers (``mlpack.dask_engine``)."""
     import sys
@@ -158,9 +167,9 @@ def _run_on_dask(
     from ..dask_engine import DaskOptions, run_dask
     from ..offline import DEFAULT_BATCH_SIZE
 
-    out = output_file if output_file is not None else (None if output_dir is not None else sys.stdout)
+    out = output_file if output_file is not None else (None if output_dir is not None else results)
     show = sys.stderr.isatty()
-    with _progress(show) as advance, _quiet_broken_pipe():
+    with _progress(show) as advance:
         stats = run_dask(
             loaded,
             spec,
@@ -181,22 +190,33 @@ def _run_on_dask(
         info_line(f"{stats.rows:,} rows in {stats.chunks:,} {parts}, {stats.seconds:.2f} s")
 
 
-@contextlib.contextmanager
-def _quiet_broken_pipe():  # noqa: ANN202
-    """`mlpack run ... | head`: the reader is gone; not an error of ours."""
-    import os
-    import sys
 
+def _check_input_file(path: str) -> None:
+    from pathlib import Path
+
+    from ..exceptions import BadInput
+
+    p = Path(path)
+    if p.is_dir():
+        raise BadInput(f"--input-file {path} is a directory, not a file")
+    if not p.exists():
+        raise BadInput(f"--input-file {path}: no such file")
+
+
+def _flush(stream) -> None:  # noqa: ANN001
+    """Flush the results now: a full disk behind stdout must fail here, not at interpreter exit."""
     try:
-        yield
+        stream.flush()
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
+        raise
+    except OSError as exc:
+        from ..fsutil import os_error
+
+        raise os_error(exc, "write the results to", getattr(stream, "name", "stdout")) from exc
 
 
 def _progress(show: bool):  # noqa: ANN202 - a context manager yielding a callback or None
     """A rich spinner with rows done and rows/s on stderr, when it is a terminal."""
-    import contextlib
 
     if not show:
         return contextlib.nullcontext(None)

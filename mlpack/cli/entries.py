@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from .output import emit, human_size, info_line, local_time, parse_labels, table
+from .output import emit, human_size, info_line, local_time, parse_labels, table, write_stdout
 
 
 def _api(kind: str) -> SimpleNamespace:
@@ -51,7 +51,10 @@ def make_entry_app(kind: str) -> typer.Typer:
     ) -> None:
         """List {kind}, newest first."""
         _check_format(output, ("table", "json", "yaml"))
-        entries = _api(kind).list(name, labels=parse_labels(label))
+        labels = parse_labels(label)
+        entries = _api(kind).list(name, labels=labels)
+        if not entries:
+            info_line(_nothing_listed(kind, name, labels))
         if output != "table":
             emit([_summary(kind, e) for e in entries], output)
             return
@@ -75,7 +78,7 @@ def make_entry_app(kind: str) -> typer.Typer:
         _check_format(output, ("yaml", "json", "path"))
         entry = _api(kind).get(tag)
         if output == "path":
-            sys.stdout.write(f"{entry.path}\n")
+            write_stdout(f"{entry.path}\n")
         else:
             emit(entry.to_dict(), output)
 
@@ -108,11 +111,13 @@ def make_entry_app(kind: str) -> typer.Typer:
 
     @sub.command("export")
     def export(
-        tag: str = typer.Argument(...),
-        path: Path = typer.Argument(None, help="File or directory to write (default: current directory)."),
+        tag: str = typer.Argument(..., help=f"{noun} tag: name[:version]."),
+        path: str = typer.Argument(
+            None, help="Archive file to write, or a directory (existing, or ending in /) to write it into. \\[default: .]"
+        ),
     ) -> None:
         written = _api(kind).export(tag, path)
-        sys.stdout.write(f"{written}\n")
+        write_stdout(f"{written}\n")
 
     export.__doc__ = f"Export a {noun} as a .ml{noun} archive (tar.gz)."
 
@@ -124,7 +129,7 @@ def make_entry_app(kind: str) -> typer.Typer:
         entry = _api(kind).imp(path, trust=trust)
         note = "" if trust else f" (untrusted: `mlpack {kind} trust {entry.tag}` to use it)"
         info_line(f"imported {noun} {entry.tag}{note}")
-        sys.stdout.write(f"{entry.tag}\n")
+        write_stdout(f"{entry.tag}\n")
 
     import_.__doc__ = f"Import a {noun} archive into the store (untrusted unless --trust)."
 
@@ -140,6 +145,25 @@ def make_entry_app(kind: str) -> typer.Typer:
         else "Trust a bundle (e.g. an imported one): its src/ may run and its models' pickles may load."
     )
     return sub
+
+
+def _nothing_listed(kind: str, name: str | None, labels: dict[str, str]) -> str:
+    """Why ``list`` shows nothing, on stderr: where it looked, and how to add something."""
+    from ..settings import Settings
+
+    home = Settings.from_env().home
+    what = (
+        kind
+        + (f" named {name}" if name else "")
+        + (" with " + ", ".join(f"{k}={v}" for k, v in labels.items()) if labels else "")
+    )
+    where = f"the store {home}" + ("" if home.exists() else " (it does not exist yet; is MLPACK_HOME right?)")
+    how = (
+        "save one with mlpack.sklearn.save_model(name, model) or `mlpack models import FILE`"
+        if kind == "models"
+        else "build one with `mlpack build` or `mlpack bundles import FILE`"
+    )
+    return f"no {what} in {where}; {how}"
 
 
 def _check_format(value: str, allowed: tuple[str, ...]) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,14 +28,32 @@ def info_line(message: str) -> None:
     sys.stderr.write(f"{message}\n")
 
 
+@contextlib.contextmanager
+def _stdout_errors() -> Iterator[None]:
+    """A full disk or closed file behind stdout is one error line (a gone reader stays quiet)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        from ..fsutil import os_error
+
+        raise os_error(exc, "write to", "stdout") from exc
+
+
+def write_stdout(text: str) -> None:
+    with _stdout_errors():
+        sys.stdout.write(text)
+
+
 def emit(data: Any, fmt: str) -> None:
     """Write ``data`` to stdout as json or yaml."""
     if fmt == "json":
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        write_stdout(json.dumps(data, indent=2, default=str) + "\n")
     elif fmt == "yaml":
         from ..yamlio import dumps_yaml
 
-        sys.stdout.write(dumps_yaml(data))
+        write_stdout(dumps_yaml(data))
     else:
         raise ValueError(fmt)
 
@@ -54,7 +73,8 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         t.add_row(*(Text(cell) for cell in row))
     # never truncate: tags get copied into the next command
     width = sum(widths) + 2 * (len(widths) - 1) + 1
-    Console(soft_wrap=True, highlight=False, markup=False, emoji=False, width=width).print(t)
+    with _stdout_errors():
+        Console(soft_wrap=True, highlight=False, markup=False, emoji=False, width=width).print(t)
 
 
 def human_size(n: int) -> str:

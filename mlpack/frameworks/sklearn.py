@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import threading
+from collections.abc import Callable, Mapping
 from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any
@@ -116,8 +118,61 @@ def load_model(tag: Tag | str | Model, settings: Settings | None = None) -> Any:
     return joblib.load(model.file(FILENAME))
 
 
+# scikit-learn warns on every call whose input lacks feature names when the model was fitted
+# with them (or the other way round): on every request of a server, every chunk of a run. Its
+# own catch_warnings() calls reset Python's once-per-place memory, so no filter action can
+# make it show once. So that one message from scikit-learn is ignored, and the runnable
+# warns once itself, with the same words, the first time its input does not match.
+_FEATURE_NAMES_WARNING = r"X (does not have valid|has) feature names, but \S+ was fitted with(out)? feature names"
+
+
 def load_runnable(model: Model) -> dict[str, Any]:
-    return method_table(load_model(model), model)
+    import warnings
+
+    estimator = load_model(model)
+    # one filter for exactly that message; filterwarnings replaces an identical one, so
+    # loading many models adds nothing, and every other warning behaves as the user set up
+    warnings.filterwarnings("ignore", message=_FEATURE_NAMES_WARNING, category=UserWarning, module=r"sklearn\.")
+    notice = _FeatureNamesNotice(estimator)
+    return {name: notice.wrap(fn) for name, fn in method_table(estimator, model).items()}
+
+
+class _FeatureNamesNotice:
+    """scikit-learn's feature-names warning, shown at most once for a loaded model."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator_name = type(estimator).__name__
+        self.fitted_with_names = getattr(estimator, "feature_names_in_", None) is not None
+        self.shown = False
+        self._lock = threading.Lock()
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not self.shown and args:
+                self.check(args[0])
+            return fn(*args, **kwargs)
+
+        if hasattr(fn, "__self__"):
+            call.__self__ = fn.__self__  # type: ignore[attr-defined]  # still reaches the estimator, as a bound method
+        return call
+
+    def check(self, x: Any) -> None:
+        import warnings
+
+        columns = getattr(x, "columns", None)  # a DataFrame; no pandas import for numpy input
+        named = columns is not None and len(columns) > 0 and all(isinstance(c, str) for c in columns)
+        if named == self.fitted_with_names:
+            return
+        with self._lock:  # model calls run in worker threads: still once
+            if self.shown:
+                return
+            self.shown = True
+        if self.fitted_with_names:
+            text = f"X does not have valid feature names, but {self.estimator_name} was fitted with feature names"
+        else:
+            text = f"X has feature names, but {self.estimator_name} was fitted without feature names"
+        warnings.warn(text + " (shown once)", UserWarning, stacklevel=3)
 
 
 # ---------------------------------------------------------------- BentoML 0.x class style

@@ -157,8 +157,8 @@ class IODescriptor(abc.ABC):
             raise BadInput("give either input text or an input file")
         if text is not None:
             return self._parse_text(text, fmt)
-        fmt = file_format(path, fmt)
         _check_file(path)
+        fmt = file_format(path, fmt)
         if fmt == "json":  # a .json file is what an HTTP client would send
             return self._parse(Path(path).read_bytes(), "application/json", None, str(path))
         return self._concat(list(self._iter(path, fmt, DEFAULT_CHUNK_SIZE, str(path))))
@@ -174,8 +174,8 @@ class IODescriptor(abc.ABC):
 
         Format and file are checked now; rows are read as the iterator advances.
         """
-        fmt = file_format(path, fmt)
         _check_file(path)
+        fmt = file_format(path, fmt)
         if chunk_size < 1:
             raise BadInput(f"chunk size must be at least 1, not {chunk_size}")
         return self._iter(path, fmt, chunk_size, str(path))
@@ -238,5 +238,9 @@ class IODescriptor(abc.ABC):
 
 
 def _check_file(path: str | Path) -> None:
-    if not Path(path).is_file():
+    """A readable input file, or an error that says why not (before its format is looked at)."""
+    p = Path(path)
+    if p.is_dir():
+        raise BadInput(f"{path} is a directory, not an input file")
+    if not p.exists():
         raise BadInput(f"no such file: {path}")

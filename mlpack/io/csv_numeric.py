@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from ..exceptions import BadInput
 from .chunks import Chunk, _names
-from .sources import _csv_fields, open_source
+from .sources import LineError, _csv_fields, open_source
 
 
 def _num(text: str) -> bool:
@@ -29,6 +29,17 @@ def _num(text: str) -> bool:
 
 
 def iter_numeric_csv(source: str | Path | IO[str], chunk_size: int, name: str) -> Iterator[Chunk]:
+    """CSV of numbers in chunks of ``chunk_size`` rows (see ``_iter_numeric_csv``)."""
+    header_lines: list[int | None] = [None]  # known once the first line is read
+    try:
+        yield from _iter_numeric_csv(source, chunk_size, name, header_lines)
+    except LineError as exc:  # from open_source's checks: say it in rows, as for other bad rows
+        raise exc.as_row(header_lines[0]) from None
+
+
+def _iter_numeric_csv(
+    source: str | Path | IO[str], chunk_size: int, name: str, header_lines: list[int | None]
+) -> Iterator[Chunk]:
     """CSV of numbers, in blocks of ``chunk_size`` lines, so that every ragged row is caught with its line.
 
     The first line is a header when none of its fields is a number. Each block is checked
@@ -48,6 +59,7 @@ def iter_numeric_csv(source: str | Path | IO[str], chunk_size: int, name: str) -
             return
         fields = _csv_fields(_decode(raw.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else raw, name, lineno))
         has_header = not any(_num(x) for x in fields)
+        header_lines[0] = lineno if has_header else lineno - 1
         if has_header and len(set(fields)) < len(fields):
             repeated = [f for i, f in enumerate(fields) if f in fields[:i]]
             raise BadInput(f"line {lineno} of {name}: the header repeats column(s) {_names(repeated)}", status=422)
@@ -88,7 +100,7 @@ def iter_numeric_csv(source: str | Path | IO[str], chunk_size: int, name: str) -
 @contextlib.contextmanager
 def _open_binary(source: str | Path | IO[Any]) -> Iterator[IO[bytes]]:
     if isinstance(source, (str, Path)):
-        with open_source(source, "rb") as f:
+        with open_source(source, "rb", fields=True) as f:
             yield f
         return
     data = source.read()  # a text stream holds CLI input: small

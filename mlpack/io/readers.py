@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ..exceptions import BadInput, MissingDependency
 from .chunks import Chunk, _kind
 from .csv_numeric import iter_numeric_csv
-from .sources import ALLOWED, _csv_fields, open_source
+from .sources import ALLOWED, LineError, _csv_fields, open_source
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,7 +59,7 @@ def iter_chunks(
 
 
 def _first_fields(source: str | Path | IO[str]) -> list[str] | None:
-    with open_source(source) as f:
+    with open_source(source, fields=True) as f:
         pos = f.tell() if not isinstance(source, (str, Path)) else None
         try:
             for line in f:
@@ -109,12 +109,18 @@ def iter_csv(source: str | Path | IO[str], chunk_size: int, name: str, names: li
     header_lines = 1 if header == 0 else 0
     start = 0
     try:
-        with pd.read_csv(source, header=header, names=cols, chunksize=chunk_size) as reader:
+        # a path goes through open_source's checks (line length, NUL, UTF-8) before pandas parses it
+        with (
+            open_source(source, "rb", fields=True) as f,
+            pd.read_csv(f, header=header, names=cols, chunksize=chunk_size) as reader,
+        ):
             for df in reader:
                 yield Chunk(df, start, name, first_line=header_lines + start + 1)
                 start += len(df)
     except pd.errors.EmptyDataError:
         return
+    except LineError as exc:
+        raise exc.as_row(header_lines) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise _parser_error(exc, name, header_lines) from exc
 
@@ -158,7 +164,7 @@ def iter_json(
     """A JSON document (read whole): an array of rows, or a pandas orient object."""
     import orjson
 
-    with open_source(source, "rb") as f:
+    with open_source(source, "rb", lines=False) as f:  # one document: no line-length cap
         data = f.read()
     try:
         value = orjson.loads(data)

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 Where = Callable[[int], str]
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]} ({len(text):,} characters)"
+
+
 def column_label(col: Any) -> str:
     # headerless files get integer labels; users count columns from 1
     return f"column {col + 1}" if isinstance(col, int) else f"column {col!r}"
@@ -79,7 +85,7 @@ def frame_to_array(df: pd.DataFrame, dtype: Any, enforce: bool, where: Where) ->
         converted[col] = numbers
     if first is not None:
         i, col, value = first
-        raise BadInput(f"{where(i)}, {column_label(col)}: {value!r} is not a number", status=422)
+        raise BadInput(f"{where(i)}, {column_label(col)}: {shown(value)} is not a number", status=422)
     if converted:
         df = _replace(df, converted)
     return cast_array(df.to_numpy(), dtype, enforce, where, list(df.columns))
@@ -126,7 +132,7 @@ def cast_frame(df: pd.DataFrame, dtype: Any, enforce: bool, where: Where, strict
                 values = mask.to_numpy()
                 if values.any():
                     i = int(values.argmax())
-                    text = "a value" if what == "is missing" else repr(_plain(series.iloc[i]))
+                    text = "a value" if what == "is missing" else shown(_plain(series.iloc[i]))
                     raise BadInput(f"{where(i)}, {column_label(col)}: {text} {what}", status=422)
             series = numbers
         try:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 OUTPUT_FORMATS = ("json", "jsonl", "csv", "table")
+PARQUET_EXTENSIONS = (".parquet", ".pq")  # written by ``mlpack run`` itself, not by ChunkWriter
 _OUTPUT_EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "table"}
 
 
@@ -29,7 +30,16 @@ def output_format(path: str | Path | None = None, fmt: str | None = None) -> str
         if fmt not in OUTPUT_FORMATS:
             raise BadInput(f"unknown output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}")
         return fmt
-    return _OUTPUT_EXTENSIONS.get(Path(path).suffix.lower(), "json") if path else "json"
+    suffix = Path(path).suffix.lower() if path else ""
+    if not suffix:
+        return "json"
+    if suffix not in _OUTPUT_EXTENSIONS:
+        known = ", ".join([*_OUTPUT_EXTENSIONS, *PARQUET_EXTENSIONS])
+        raise BadInput(
+            f"cannot tell the output format of {path} from its extension {suffix!r}; "
+            f"use one of {known}, or give -o {'|'.join(OUTPUT_FORMATS)}"
+        )
+    return _OUTPUT_EXTENSIONS[suffix]
 
 
 # ---------------------------------------------------------------- JSON encoding
