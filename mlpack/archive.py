@@ -10,8 +10,10 @@ directories) may appear; bytes are counted again while copying.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -49,25 +51,40 @@ def unsafe_path(rel: object) -> str | None:
 
 def extract(archive: Path, dest: Path, manifest: str, limits: Limits) -> None:
     """Unpack ``archive`` into the empty directory ``dest``; ArchiveError for anything not exact."""
+    with _reading(archive, dest), tarfile.open(archive, "r:*") as tar:
+        members = _scan(tar, archive, dest, limits)
+        meta = members.pop(manifest, None)
+        if meta is None or not meta.isfile():
+            raise ArchiveError(f"archive {archive} holds no {manifest}: is it a file made by `export`?")
+        files = _read_manifest(tar, meta, archive, dest / manifest, limits)
+        _check_recorded(members, files, archive, manifest)
+        _copy_all(tar, members, dest, limits.max_bytes - meta.size, archive)
+
+
+def extract_all(archive: Path, dest: Path, limits: Limits) -> None:
+    """Unpack every member, with the same checks but no manifest (archives mlpack packs itself)."""
+    with _reading(archive, dest), tarfile.open(archive, "r:*") as tar:
+        _copy_all(tar, _scan(tar, archive, dest, limits), dest, limits.max_bytes, archive)
+
+
+def _copy_all(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], dest: Path, budget: int, archive: Path) -> None:
+    for member in sorted((m for m in members.values() if m.isfile()), key=lambda m: m.offset_data):
+        budget = _copy(tar, member, dest, budget, archive)
+    for member in members.values():
+        if member.isdir():
+            dest.joinpath(*_name(member).split("/")).mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def _reading(archive: Path, dest: Path) -> Iterator[None]:
+    """Archive trouble as ArchiveError; the store's own full disk passes through (Store.stage names it)."""
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = _scan(tar, archive, dest, limits)
-            meta = members.pop(manifest, None)
-            if meta is None or not meta.isfile():
-                raise ArchiveError(f"archive {archive} holds no {manifest}: is it a file made by `export`?")
-            files = _read_manifest(tar, meta, archive, dest / manifest, limits)
-            _check_recorded(members, files, archive, manifest)
-            budget = limits.max_bytes - meta.size
-            for member in sorted((m for m in members.values() if m.isfile()), key=lambda m: m.offset_data):
-                budget = _copy(tar, member, dest, budget, archive)
-            for member in members.values():
-                if member.isdir():
-                    dest.joinpath(*_name(member).split("/")).mkdir(parents=True, exist_ok=True)
+        yield
     except (tarfile.TarError, EOFError, UnicodeError) as exc:
         raise ArchiveError(f"cannot read archive {archive}: {exc}; is it a file made by `export`?") from exc
     except OSError as exc:
         if is_disk_full(exc) or exc.errno in (errno.EFBIG, errno.EROFS):
-            raise  # the store's disk, not the archive: Store.stage names it
+            raise
         if exc.filename and str(exc.filename).startswith(str(dest)):
             raise ArchiveError(f"cannot write {exc.filename}: {exc.strerror}") from exc
         raise ArchiveError(f"cannot read archive {archive}: {exc.strerror or exc}") from exc

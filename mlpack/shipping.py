@@ -144,13 +144,13 @@ def unpack_and_load(shipment: Shipment, root: Path) -> Any:
     The process's ``MLPACK_HOME`` becomes ``root/home``, so that the service's
     ``mlpack.sklearn.get(...)`` finds the shipped models and nothing else.
     """
-    from .store import _safe_extract
+    from .archive import Limits, extract_all
     from .target import load_service
 
     root.mkdir(parents=True, exist_ok=True)
     archive = root / "shipment.tar"
     archive.write_bytes(shipment.data)
-    _safe_extract(archive, root)
+    extract_all(archive, root, Limits())
     archive.unlink()
     home = root / "home"
     home.mkdir(exist_ok=True)
