@@ -502,7 +502,8 @@ def test_feature_names_filter_is_only_for_that_message(saved) -> None:
 
 ENTRY_COMMANDS = ("list", "get", "delete", "export", "import")
 COMMANDS = [[], ["models"], ["bundles"], *([k, c] for k in ("models", "bundles") for c in ENTRY_COMMANDS),
-            ["serve"], ["run"], ["build"], ["containerize"]]  # fmt: skip
+            ["serve"], ["run"], ["build"], ["containerize"], ["deploy", "kubernetes"], ["hub"], ["hub", "serve"],
+            ["hub", "list"], ["models", "push"], ["bundles", "pull"], ["models", "trust"]]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "mlpack")

@@ -222,11 +222,12 @@ def test_a_bad_row_stops_the_run_with_the_local_message(cli, project, cluster) -
     assert message == local.stderr.strip().splitlines()[-1], dask.stderr
     assert "row 2500 (line 2501 of" in message and "bad.csv), column 'petal_length': 'abc'" in message
     assert not (project / "d.csv").exists() and not [p for p in project.iterdir() if p.name.startswith(".d.csv")]
-    # an API that fails on a chunk names the chunk's rows, in the file's numbers
+    # a frame API: the model's input contract refuses the partition's text column, naming a row
+    # in the file's numbers (the column is read as text from 'abc' on, so its first value is named)
     dask = run(cli, project, "service.py:svc", "predict_df", "--input-file", str(bad), "--output-file", "d.csv",
                "--partition-size", "3000", cluster=cluster)  # fmt: skip
-    m = re.search(r"API 'predict_df' failed on rows (\d+)-(\d+): ValueError: .*'abc'", dask.stderr)
-    assert m and int(m[1]) <= 2500 <= int(m[2]) and int(m[1]) > 1, dask.stderr
+    m = re.search(r"column 2 of row (\d+) is not a number", dask.stderr)
+    assert dask.returncode != 0 and m and 1 < int(m[1]) <= 2500, dask.stderr
     assert not (project / "d.csv").exists()
 
 

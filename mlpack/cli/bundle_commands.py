@@ -21,7 +21,7 @@ def build(
     label: list[str] = typer.Option(None, "--label", help="Extra label key=value (repeatable)."),
     output: str = typer.Option("default", "-o", "--output", help="default (a summary) or tag (just the tag)."),
     wheels: Optional[bool] = typer.Option(
-        None, "--wheels/--no-wheels", help="Vendor every wheel the image needs into the bundle [default: docker.wheels]."
+        None, "--wheels/--no-wheels", help="Vendor every wheel the image needs into the bundle. \\[default: docker.wheels]"
     ),
 ) -> None:
     """Build a bundle from a project and its stored models."""

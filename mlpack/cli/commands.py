@@ -89,14 +89,14 @@ def run(
     ),
     engine: str = typer.Option("local", "--engine", help="local (this process) or dask (partitions on Dask workers)."),
     scheduler: Optional[str] = typer.Option(
-        None, "--scheduler", help="Dask scheduler tcp://HOST:PORT [env MLPACK_DASK_SCHEDULER; default: a local cluster]."
+        None, "--scheduler", help="Dask scheduler tcp://HOST:PORT (env MLPACK_DASK_SCHEDULER). \\[default: a local cluster]"
     ),
     dask_workers: Optional[int] = typer.Option(
-        None, "--workers", min=1, help="Worker processes of the local Dask cluster [default: one per CPU]."
+        None, "--workers", min=1, help="Worker processes of the local Dask cluster. \\[default: one per CPU]"
     ),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Dask: write one part file per partition here."),
     partition_size: Optional[int] = typer.Option(
-        None, "--partition-size", min=1, help="Dask: bytes of input per partition [default: a few per worker]."
+        None, "--partition-size", min=1, help="Dask: bytes of input per partition. \\[default: a few per worker]"
     ),
 ) -> None:
     """Run an API offline over --input text or an --input-file, without a server."""

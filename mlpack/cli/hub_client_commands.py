@@ -13,8 +13,8 @@ import typer
 from . import app
 from .output import emit, human_size, info_line, local_time, parse_labels, table
 
-HUB_OPT = typer.Option(None, "--hub", help="Hub URL [default: $MLPACK_HUB_URL, else `mlpack hub login`].")
-TOKEN_OPT = typer.Option(None, "--token", help="Hub token [default: $MLPACK_HUB_TOKEN, else `mlpack hub login`].")
+HUB_OPT = typer.Option(None, "--hub", help="Hub URL. \\[default: $MLPACK_HUB_URL, else `mlpack hub login`]")
+TOKEN_OPT = typer.Option(None, "--token", help="Hub token. \\[default: $MLPACK_HUB_TOKEN, else `mlpack hub login`]")
 
 
 def _group(name: str, help_text: str) -> typer.Typer:
