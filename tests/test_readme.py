@@ -34,7 +34,7 @@ SECTIONS_COVERED_ELSEWHERE = {
     "Dask": "tests/test_dask.py runs its commands as written",
     "Images that build with no network": "tests/test_kubernetes.py (build --wheels), tests/test_build.py (containerize)",
     "Kubernetes": "tests/test_kubernetes.py runs its commands as written",
-    "Team hub": "tests/test_hub_server.py (token, serve; PostgreSQL + S3) and tests/test_hub_push_pull.py (login, push, pull, list)",
+    "Team hub": "tests/test_hub_server.py (token, serve, PostgreSQL, S3), tests/test_hub_push_pull.py (login, push, pull)",
     "Protocols": "tests/test_protocol_*.py run its examples as written",
 }
 TEST_ONLY_FLAGS = ("--dry-run",)  # containerize builds no image here (tests/test_build.py does)
