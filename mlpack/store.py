@@ -75,11 +75,16 @@ def tree_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old or the new content."""
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old or the new content.
+
+    The file is created 0600 (store metadata); ``mode`` sets another.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -255,7 +260,7 @@ class Store:
         for _ in range(8):
             chosen = version or new_version()
             write_manifest(staged, chosen)
-            _fsync_dir(staged)
+            fsync_dir(staged)
             target = base / chosen
             try:
                 os.mkdir(target)  # reserve: fails if the version exists
@@ -268,7 +273,7 @@ class Store:
                     ) from None
                 continue
             os.replace(staged, target)  # an empty reserved directory is replaced atomically
-            _fsync_dir(base)
+            fsync_dir(base)
             self._update_latest(name, chosen, explicit=version is not None)
             return Tag(name, chosen)
         raise AlreadyExists(f"could not find a free version for {name}")  # pragma: no cover
@@ -355,7 +360,7 @@ def _remove_empty(path: Path) -> bool:
     return True
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

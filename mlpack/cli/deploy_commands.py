@@ -31,8 +31,8 @@ def kubernetes(
     from ..bundles import Bundle, get
     from ..config import read_config_file
     from ..exceptions import ConfigError
+    from ..fsutil import atomic_output
     from ..kubernetes import KubernetesOptions, manifests, render
-    from ..store import write_atomic
 
     candidate = Path(tag)
     bundle = Bundle.from_path(candidate) if (candidate / "bundle.yaml").is_file() else get(tag)
@@ -51,8 +51,6 @@ def kubernetes(
         sys.stdout.write(text)
         return
     dest = Path(output)
-    try:
-        write_atomic(dest, text)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {dest}: {exc.strerror}") from exc
+    with atomic_output(dest, binary=False) as out:  # honours the umask; one error line if it fails
+        out.write(text)
     sys.stderr.write(f"wrote {dest}: kubectl apply -f {dest}\n")

@@ -7,7 +7,6 @@ resolved. ``trust`` (``login --trust``) applies only to the URL it was given for
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ..exceptions import ConfigError
 from ..settings import default_home
+from ..store import write_atomic
 
 FILENAME = "hub.yaml"
 
@@ -81,25 +81,13 @@ def read_saved(home: Path) -> dict[str, object]:
 
 def save_login(home: Path, url: str, token: str, trust: bool) -> Path:
     """Write hub.yaml atomically with mode 0600 (it holds a secret)."""
-    import tempfile
 
     from ..yamlio import dumps_yaml
 
     home.mkdir(parents=True, exist_ok=True)
     path = config_path(home)
     text = dumps_yaml({"url": normalize_url(url), "token": token, "trust": bool(trust)})
-    fd, tmp = tempfile.mkstemp(dir=home, prefix=f".{FILENAME}.")  # created 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text, mode=0o600)  # it holds a token
     return path
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ...exceptions import BadInput, ConfigError, NotFound
+from ...store import fsync_dir
 
 READ_CHUNK = 1 << 20
 S3_PART = 8 << 20  # S3 parts must be at least 5 MiB, except the last
@@ -88,7 +89,7 @@ class _LocalWriter:
             target = self.storage.path(self.sha256)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.tmp, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             return self.size
         finally:
             self.abort()
@@ -151,14 +152,6 @@ def _read_chunks(f: Any) -> Iterator[bytes]:
     with f:
         while chunk := f.read(READ_CHUNK):
             yield chunk
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _S3Writer:
