@@ -1,0 +1,49 @@
+"""Wire protocols other clients already speak, served from the same APIs as ``POST /<api>``.
+
+Each protocol is a module with two functions:
+
+- ``routes(service, state) -> list[starlette.routing.Route]``: its HTTP routes; handlers call
+  ``api.call`` exactly as the native route does (same batcher, same input contract);
+- ``openapi_paths(service) -> dict[str, dict]``: its OpenAPI path items for ``/docs.json``.
+
+``serve.build_app`` mounts ``routes(service, state)``; ``openapi`` adds ``openapi_paths``.
+Modules are imported only when a server starts (the CLI must stay light).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.routing import Route
+
+    from ..service import Service
+
+# protocol name (as in config ``api_server.protocols.<name>``) -> module under mlpack.protocols
+PROTOCOLS: dict[str, str] = {
+    "v2": "v2",
+    "kserve_v1": "kserve_v1",
+}
+
+
+def _modules(enabled: Iterable[str] | None) -> list[Any]:
+    names = list(PROTOCOLS) if enabled is None else [n for n in PROTOCOLS if n in set(enabled)]
+    return [importlib.import_module(f"{__name__}.{PROTOCOLS[n]}") for n in names]
+
+
+def routes(service: Service, state: Any, enabled: Iterable[str] | None = None) -> list[Route]:
+    """The routes of every enabled protocol (all when ``enabled`` is None)."""
+    out: list[Route] = []
+    for module in _modules(enabled):
+        out.extend(module.routes(service, state))
+    return out
+
+
+def openapi_paths(service: Service, enabled: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """OpenAPI path items of every enabled protocol, for ``/docs.json``."""
+    out: dict[str, dict[str, Any]] = {}
+    for module in _modules(enabled):
+        out.update(module.openapi_paths(service))
+    return out
