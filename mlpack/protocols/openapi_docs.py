@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .tensors import DATATYPES
+
 if TYPE_CHECKING:
     from ..service import Service
 
@@ -25,11 +27,7 @@ _TENSOR = {
     "required": ["name", "datatype", "shape"],
     "properties": {
         "name": {"type": "string"},
-        "datatype": {
-            "type": "string",
-            "enum": ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-                     "FP16", "FP32", "FP64", "BYTES"],
-        },  # fmt: skip
+        "datatype": {"type": "string", "enum": list(DATATYPES)},
         "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
         "parameters": {"type": "object", "properties": {"binary_data_size": {"type": "integer", "minimum": 0}}},
         "data": {"type": "array", "description": "Row-major values, nested or flat (absent with binary_data_size)"},
