@@ -94,7 +94,6 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
         if state.metrics is not None:
             runner.on_batch = state.metrics.batch_hook()
             runner.on_isolate = state.metrics.isolation_hook()
-    spec = service.openapi_json()
     swagger = _SWAGGER_HTML.format(title=f"{service.name} - mlpack")
 
     async def docs_json(_: Request) -> Response:
@@ -132,9 +131,16 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
         if state.metrics is not None:
             state.metrics.close()
 
-    apis = list(service.apis.values())
+    from .protocols import PROTOCOLS, openapi_paths
+    from .protocols import routes as protocol_routes
+    from .protocols.auth import BearerAuth
+
+    enabled = [name for name in PROTOCOLS if options.protocol_enabled(name)]
+
+    apis = list(service.apis.values()) if options.protocol_enabled("native") else []
     handlers = {api.route: make_endpoint(api, state) for api in apis}
     routes = [Route(api.route, ASGIEndpoint(handlers[api.route]), methods=["POST"], name=api.name) for api in apis]
+    routes += protocol_routes(service, state, enabled)
     routes += [
         Route("/", index, methods=["GET"]),
         Route("/docs.json", docs_json, methods=["GET"]),
@@ -146,7 +152,10 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
     static = _swagger_static()
     if static is not None:
         routes.append(Mount("/static/swagger-ui", static, name="swagger-ui"))
+    auth = BearerAuth.from_options(options)
+    spec = _openapi_json(service, options, openapi_paths(service, enabled, options), auth)
     app = _app_class()(routes=routes, lifespan=lifespan)
+    app.auth = auth
     # POST to an API path skips Starlette's middleware and router (same answers, less work per request)
     app.fast_routes = {path: handle for path, handle in handlers.items() if "{" not in path}
     app.state.mlpack = state
@@ -160,8 +169,14 @@ def _app_class() -> type[Starlette]:
 
     class App(Starlette):
         fast_routes: dict[str, Any] = {}
+        auth: Any = None  # mlpack.protocols.auth.BearerAuth, when the server has tokens
 
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            auth = self.auth
+            if auth is not None and scope["type"] == "http" and auth.protects(scope["path"]):
+                if not auth.allows(scope["headers"]):
+                    await auth.refuse(send)
+                    return
             if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
                 handle = self.fast_routes.get(scope["path"])
                 if handle is not None:
@@ -171,6 +186,24 @@ def _app_class() -> type[Starlette]:
             await super().__call__(scope, receive, send)
 
     return App
+
+
+def _openapi_json(service: Service, options: ServeOptions, extra_paths: dict[str, Any], auth: Any) -> bytes:
+    """``/docs.json``: the service's document, with the paths of the protocols that are on.
+
+    The standard library writes it, not orjson: schema limits may be integers beyond 64 bits.
+    """
+    import json
+
+    from .protocols.auth import secure_openapi
+
+    spec = service.openapi_spec()
+    if not options.protocol_enabled("native"):
+        for api in service.apis.values():
+            spec["paths"].pop(api.route, None)
+    spec["paths"].update(extra_paths)
+    spec = secure_openapi(spec, auth)
+    return json.dumps(spec, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def _swagger_static() -> Any:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 PROTOCOLS: dict[str, str] = {
     "v2": "v2",
     "kserve_v1": "kserve_v1",
+    "mlflow": "mlflow",
 }
 
 
@@ -41,9 +42,20 @@ def routes(service: Service, state: Any, enabled: Iterable[str] | None = None) -
     return out
 
 
-def openapi_paths(service: Service, enabled: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-    """OpenAPI path items of every enabled protocol, for ``/docs.json``."""
+def openapi_paths(
+    service: Service, enabled: Iterable[str] | None = None, options: Any = None
+) -> dict[str, dict[str, Any]]:
+    """OpenAPI path items of every enabled protocol, for ``/docs.json``.
+
+    A module whose ``openapi_paths`` has an ``options`` parameter also gets the server's
+    ``ServeOptions`` (MLflow documents ``/invocations`` only when it knows which API it calls).
+    """
+    import inspect
+
     out: dict[str, dict[str, Any]] = {}
     for module in _modules(enabled):
-        out.update(module.openapi_paths(service))
+        if "options" in inspect.signature(module.openapi_paths).parameters:
+            out.update(module.openapi_paths(service, options=options))
+        else:
+            out.update(module.openapi_paths(service))
     return out
