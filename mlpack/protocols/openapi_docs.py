@@ -33,6 +33,16 @@ _TENSOR = {
         "data": {"type": "array", "description": "Row-major values, nested or flat (absent with binary_data_size)"},
     },
 }
+# metadata shapes use -1 for a dimension of any size (the batch)
+_META_TENSOR = {
+    "type": "object",
+    "required": ["name", "datatype", "shape"],
+    "properties": {
+        "name": {"type": "string"},
+        "datatype": {"type": "string", "enum": list(DATATYPES)},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": -1}},
+    },
+}
 _MODEL_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "description": "An API name"}
 _VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "string", "enum": ["1"]}}
 
@@ -65,8 +75,8 @@ def v2_paths(service: Service) -> dict[str, dict[str, Any]]:
             "name": {"type": "string"},
             "versions": {"type": "array", "items": {"type": "string"}},
             "platform": {"type": "string"},
-            "inputs": {"type": "array", "items": _TENSOR},
-            "outputs": {"type": "array", "items": _TENSOR},
+            "inputs": {"type": "array", "items": _META_TENSOR},
+            "outputs": {"type": "array", "items": _META_TENSOR},
         },
     }
     infer_request = {
@@ -124,6 +134,7 @@ def kserve_v1_paths(service: Service) -> dict[str, dict[str, Any]]:
         "type": "object",
         "description": 'Either "instances" (a list of rows) or "inputs" (rows, or {name: [values]})',
         "properties": {"instances": {"type": "array", "minItems": 1}, "inputs": {}},
+        "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
     }
     predictions = {"type": "object", "properties": {"predictions": {"type": "array"}}}
     return {
