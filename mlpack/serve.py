@@ -243,6 +243,10 @@ def serve(options: ServeOptions) -> None:
     from .target import load_service
 
     loaded = load_service(options.target, options.working_dir)  # fail here, with a clear error
+    if options.protocol_enabled("mlflow"):
+        from .protocols.mlflow import select_api
+
+        select_api(loaded.service, options)  # a configured API the service lacks: here too, before workers start
     os.environ[OPTIONS_ENV] = options.to_json()
     common: dict[str, Any] = dict(
         host=options.host,
