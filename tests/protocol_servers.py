@@ -28,3 +28,24 @@ def example_server(name: str, base: Path, *args: str, env: dict[str, str] | None
     assert res.returncode == 0, res.stderr
     with running_server("service.py:svc", home=home, cwd=project, args=args, env=env) as srv:
         yield srv
+
+
+FRAME_PROJECT = ROOT / "tests" / "fixtures" / "frame_project"
+_SAVE_IRIS = """
+from sklearn import datasets, svm
+import mlpack
+X, y = datasets.load_iris(return_X_y=True)
+clf = svm.SVC(gamma="scale").fit(X, y)
+mlpack.sklearn.save_model("iris_clf", clf, signatures={"predict": {"batchable": True, "batch_dim": 0}})
+"""
+
+
+@contextmanager
+def frame_server(base: Path) -> Iterator[Server]:
+    """tests/fixtures/frame_project (PandasDataFrame APIs) over an iris SVC saved in a fresh store."""
+    home = base / "mlpack-home"
+    run_env = {**os.environ, "MLPACK_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", _SAVE_IRIS], env=run_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    with running_server("service.py:svc", home=home, cwd=FRAME_PROJECT) as srv:
+        yield srv

@@ -13,7 +13,7 @@ import pytest
 import tritonclient.http as tritonclient  # the dev extra: the client Triton and KServe users have
 from tritonclient.utils import InferenceServerException
 
-from .protocol_servers import CREDIT_SAMPLE, example_server
+from .protocol_servers import CREDIT_SAMPLE, example_server, frame_server
 from .server import Server
 
 pytestmark = pytest.mark.slow
@@ -245,3 +245,44 @@ def test_readme_tritonclient_example(iris_server: Server) -> None:
     scope: dict = {}
     exec(compile(script, "README.md", "exec"), scope)  # noqa: S102 - our own README
     assert scope["result"].as_numpy("output-0").tolist() == [0, 2]
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with frame_server(tmp_path_factory.mktemp("frame")) as srv:
+        yield srv
+
+
+COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def test_dataframe_columns_as_named_tensors(frame: Server, sklearn_iris) -> None:
+    X, clf = sklearn_iris
+    client = triton(frame)
+    meta = client.get_model_metadata("predict")
+    assert meta["inputs"] == [{"name": c, "datatype": "FP64", "shape": [-1]} for c in COLUMNS]
+    rows = X[::9]
+    inputs = []
+    for i, name in enumerate(reversed(COLUMNS)):  # any order: columns are found by name
+        column = rows[:, COLUMNS.index(name)].astype(np.float32).reshape(-1, 1)  # [-1, 1], as MLServer's "pd"
+        inp = tritonclient.InferInput(name, list(column.shape), "FP32")
+        inp.set_data_from_numpy(column, binary_data=i % 2 == 0)
+        inputs.append(inp)
+    result = client.infer("predict", inputs)
+    assert result.as_numpy("output-0").tolist() == clf.predict(rows.astype(np.float32).astype(np.float64)).tolist()
+
+    x = tritonclient.InferInput("x", [3], "FP64")
+    x.set_data_from_numpy(np.array([0.5, 1.5, 2.0]))
+    n = tritonclient.InferInput("n", [3], "INT32")
+    n.set_data_from_numpy(np.array([1, 2, 3], dtype=np.int32))
+    totals = client.infer("total", [x, n])
+    assert [totals.as_numpy(k).tolist() for k in ("x", "n", "rows")] == [[4.0], [6], [3]]
+
+    url = frame.url + "/v2/models/predict/infer"
+    missing = {"inputs": [{"name": c, "datatype": "FP64", "shape": [1], "data": [1.0]} for c in COLUMNS[1:]]}
+    res = httpx.post(url, json=missing)
+    assert res.status_code == 422 and "sepal_length" in res.json()["error"]
+    wide = {"inputs": [{"name": "sepal_length", "datatype": "FP64", "shape": [1, 2], "data": [1.0, 2.0]}]}
+    res = httpx.post(url, json=wide)
+    assert res.status_code == 400 and "[-1, 1]" in res.json()["error"]
+    assert "Traceback" not in frame.output()
