@@ -286,3 +286,21 @@ def test_dataframe_columns_as_named_tensors(frame: Server, sklearn_iris) -> None
     res = httpx.post(url, json=wide)
     assert res.status_code == 400 and "[-1, 1]" in res.json()["error"]
     assert "Traceback" not in frame.output()
+
+
+def test_metrics_label_the_protocol(tmp_path: Path) -> None:
+    with example_server("iris", tmp_path) as srv, srv.client() as c:
+        body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+        for _ in range(3):
+            assert c.post("/v2/models/predict/infer", json=body).status_code == 200
+        assert c.post("/v2/models/predict/versions/1/infer", json={"inputs": []}).status_code == 400
+        assert c.post("/v1/models/predict:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}).status_code == 200
+        lines = c.get("/metrics").text.splitlines()
+
+    def count(endpoint: str, status: str, protocol: str) -> float:
+        key = f'mlpack_requests_total{{endpoint="{endpoint}",http_status="{status}",protocol="{protocol}"}}'
+        return float(next(x for x in lines if x.startswith(key)).split()[-1])
+
+    assert count("/v2/models/{name}/infer", "200", "v2") == 3.0
+    assert count("/v2/models/{name}/versions/{version}/infer", "400", "v2") == 1.0
+    assert count("/v1/models/{name}:predict", "200", "kserve_v1") == 1.0

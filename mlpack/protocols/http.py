@@ -58,21 +58,32 @@ async def call_each(state: Any, api: API, values: list[Any]) -> list[Any]:
     return list(await asyncio.wait_for(asyncio.gather(*(api.call(v) for v in values)), timeout))
 
 
-def endpoint(state: Any, handle: Handler, *, read: bool = True) -> ASGIEndpoint:
-    """An ASGI route app around ``handle``; errors answer ``{"error": ...}`` with the native rules."""
+def endpoint(state: Any, handle: Handler, *, read: bool = True, meter: tuple[str, str] | None = None) -> ASGIEndpoint:
+    """An ASGI route app around ``handle``; errors answer ``{"error": ...}`` with the native rules.
+
+    ``meter``: ``(route, protocol)`` to count its requests in ``/metrics`` (when metrics are on).
+    """
     limit, timeout = state.options.max_request_size, state.options.timeout
     errors = getattr(state, "errors", None)
+    metered = state.metrics.meter(*meter) if meter is not None and state.metrics is not None else None
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
+        started = metered.start() if metered is not None else 0.0
+        status: int | None = None
         try:
-            body = await read_body(scope, receive, limit) if read else b""
-            response = await handle(scope, body)
-        except asyncio.TimeoutError:
-            response = json_response({"error": f"the request took longer than the {timeout:g} s timeout"}, 504)
-        except _ClientGone:
-            return
-        except Exception as exc:
-            response = error_response(exc, errors)
-        await response(scope, receive, send)
+            try:
+                body = await read_body(scope, receive, limit) if read else b""
+                response = await handle(scope, body)
+            except asyncio.TimeoutError:
+                response = json_response({"error": f"the request took longer than the {timeout:g} s timeout"}, 504)
+            except _ClientGone:
+                return
+            except Exception as exc:
+                response = error_response(exc, errors)
+            status = response.status_code
+            await response(scope, receive, send)
+        finally:
+            if metered is not None:
+                metered.done(started, status)
 
     return ASGIEndpoint(app)

@@ -95,7 +95,12 @@ def routes(service: Service, state: Any) -> list[Route]:
 
     return [
         Route("/v1/models", http.endpoint(state, models, read=False), methods=["GET"], name="v1_models"),
-        Route("/v1/models/{name}:predict", http.endpoint(state, predict), methods=["POST"], name="v1_predict"),
+        Route(
+            "/v1/models/{name}:predict",
+            http.endpoint(state, predict, meter=("/v1/models/{name}:predict", "kserve_v1")),
+            methods=["POST"],
+            name="v1_predict",
+        ),
         Route("/v1/models/{name}", http.endpoint(state, model, read=False), methods=["GET"], name="v1_model"),
     ]
 

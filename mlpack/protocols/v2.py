@@ -172,7 +172,12 @@ def routes(service: Service, state: Any) -> list[Route]:
         out += [
             get(base, model_metadata, "v2_model_metadata" + suffix),
             get(base + "/ready", model_ready, "v2_model_ready" + suffix),
-            Route(base + "/infer", http.endpoint(state, infer), methods=["POST"], name="v2_infer" + suffix),
+            Route(
+                base + "/infer",
+                http.endpoint(state, infer, meter=(base + "/infer", "v2")),
+                methods=["POST"],
+                name="v2_infer" + suffix,
+            ),
         ]
     return out
 
