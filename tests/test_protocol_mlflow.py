@@ -140,7 +140,9 @@ def test_a_service_of_several_apis_names_one(tmp_path: Path) -> None:
         res = c.post("/invocations", json={"inputs": ROWS})
         assert res.status_code == 404
         assert res.json()["error_code"] == "ENDPOINT_NOT_FOUND"
-        assert "2 APIs (predict, classify)" in res.json()["message"] and "api_server.protocols.mlflow.api" in res.json()["message"]
+        assert (
+            "2 APIs (predict, classify)" in res.json()["message"] and "api_server.protocols.mlflow.api" in res.json()["message"]
+        )
         assert "/invocations" not in c.get("/docs.json").json()["paths"]
         assert c.get("/ping").status_code == 200
         assert "MLflow /invocations is not available" in srv.output()
@@ -180,6 +182,10 @@ def test_credit_risk_dataframe_records(tmp_path: Path) -> None:
         res = c.post("/invocations", content=csv, headers={"content-type": "text/csv"})
         assert res.status_code == 200 and res.json() == {"predictions": native[:1]}, res.text
         assert "/invocations" in c.get("/docs.json").json()["paths"]  # one API: /invocations calls it
+        big = {**CREDIT_SAMPLE, "price": 2**70}  # an integer beyond 64 bits is still an integer, as natively
+        native_big = c.post("/classify", json=big)
+        res = c.post("/invocations", json={"inputs": big})
+        assert native_big.status_code == 200 and res.json() == {"predictions": [native_big.json()]}, res.text
 
 
 # ---------------------------------------------------------------- the README, verbatim
@@ -256,5 +262,8 @@ def test_switches(tmp_path: Path) -> None:
         for path in ("/ping", "/health", "/version"):
             assert c.get(path).status_code == 404
         assert c.post("/invocations", json={"inputs": ROWS}).status_code == 404
-        assert c.post("/predict", json=ROWS).json() == c.post("/v1/models/predict:predict", json={"instances": ROWS}).json()["predictions"]
+        assert (
+            c.post("/predict", json=ROWS).json()
+            == c.post("/v1/models/predict:predict", json={"instances": ROWS}).json()["predictions"]
+        )
         assert httpx.get(f"{srv.url}/v2/health/ready").status_code == 200

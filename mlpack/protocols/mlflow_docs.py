@@ -29,7 +29,9 @@ _ERRORS = {
 
 
 def _text(summary: str, codes: dict[str, str]) -> dict[str, Any]:
-    responses = {code: {"description": text, "content": {"text/plain": {"schema": {"type": "string"}}}} for code, text in codes.items()}
+    responses = {
+        code: {"description": text, "content": {"text/plain": {"schema": {"type": "string"}}}} for code, text in codes.items()
+    }
     return {"get": {"tags": [TAG], "summary": summary, "responses": responses}}
 
 
@@ -85,8 +87,9 @@ def paths(api: API | None, contract: dict[str, Any] | None = None) -> dict[str, 
     responses: dict[str, Any] = {
         "200": {
             "description": f"The results of {api.name}, under predictions",
-            "content": {"application/json": {"schema": {"type": "object", "required": ["predictions"], "properties": {
-                "predictions": {}}}}},  # fmt: skip
+            "content": {
+                "application/json": {"schema": {"type": "object", "required": ["predictions"], "properties": {"predictions": {}}}}
+            },  # fmt: skip
         }
     }
     responses.update({code: {"description": text, "content": error} for code, text in _ERRORS.items()})
