@@ -267,3 +267,16 @@ def test_switches(tmp_path: Path) -> None:
             == c.post("/v1/models/predict:predict", json={"instances": ROWS}).json()["predictions"]
         )
         assert httpx.get(f"{srv.url}/v2/health/ready").status_code == 200
+
+
+def test_schemathesis_on_the_mlflow_routes(tmp_path: Path) -> None:
+    """What /docs.json says /invocations takes for a NumpyNdarray API, it takes (and refuses the rest).
+
+    (The credit-risk run of tests/test_schemathesis.py covers a pydantic JSON API.)"""
+    from .test_schemathesis import st_run
+
+    config = _config(tmp_path, PREDICT_ONLY.replace("  max_request_size: 4096\n", ""))
+    with example_server("iris", tmp_path, "--config", str(config)) as srv:
+        out = st_run(srv.url, tmp_path, "--include-path-regex", "^/(invocations|ping|health|version)$")
+        assert "Tested: 4" in out, out
+        assert "Traceback" not in srv.output()
