@@ -49,3 +49,13 @@ def frame_server(base: Path) -> Iterator[Server]:
     assert res.returncode == 0, res.stderr
     with running_server("service.py:svc", home=home, cwd=FRAME_PROJECT) as srv:
         yield srv
+
+
+SHAPES_PROJECT = ROOT / "tests" / "fixtures" / "protocols_project"
+
+
+@contextmanager
+def shapes_server(base: Path) -> Iterator[Server]:
+    """tests/fixtures/protocols_project: Text, typed NumpyNdarray, plain JSON and a failing API."""
+    with running_server("service.py:svc", home=base / "mlpack-home", cwd=SHAPES_PROJECT) as srv:
+        yield srv

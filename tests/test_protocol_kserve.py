@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .protocol_servers import CREDIT_SAMPLE, example_server
+from .protocol_servers import CREDIT_SAMPLE, example_server, shapes_server
 from .server import Server
 
 pytestmark = pytest.mark.slow
@@ -78,3 +78,21 @@ def test_credit_risk_instances(tmp_path) -> None:  # noqa: ANN001
         assert c.post("/v1/models/classify:predict", json={"inputs": columns}).json() == {"predictions": [first]}
         bad = c.post("/v1/models/classify:predict", json={"instances": [{**CREDIT_SAMPLE, "age": "old"}]})
         assert bad.status_code == 422 and "age" in bad.json()["error"]
+
+
+def test_text_json_and_service_errors(tmp_path) -> None:  # noqa: ANN001
+    with shapes_server(tmp_path) as srv, srv.client() as c:
+        res = c.post("/v1/models/shout:predict", json={"instances": ["ab", "grüß"]})
+        assert res.json() == {"predictions": ["AB", "GRÜSS"]}
+        res = c.post("/v1/models/shout:predict", json={"instances": [1]})
+        assert res.status_code == 400 and "string" in res.json()["error"]
+        res = c.post("/v1/models/describe:predict", json={"instances": [{"a": 1}, {"b": 2, "c": 3}]})
+        assert res.json() == {"predictions": [{"keys": "a", "size": 1}, {"keys": "b,c", "size": 2}]}
+        res = c.post("/v1/models/double:predict", json={"instances": [[1, 2], [3, 4]]})
+        assert res.json() == {"predictions": [[2.0, 4.0], [6.0, 8.0]]}
+        res = c.post("/v1/models/double:predict", json={"instances": [[1, 2, 3]]})
+        assert res.status_code == 422 and "error" in res.json()
+        res = c.post("/v1/models/boom:predict", json={"instances": [[1.0]]})
+        assert res.status_code == 500 and set(res.json()) == {"error", "error_id"}
+        assert res.json()["error_id"] in srv.output()
+        assert c.post("/v1/models/shout:predict", json={"instances": ["still"]}).json() == {"predictions": ["STILL"]}

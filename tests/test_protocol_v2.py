@@ -13,7 +13,7 @@ import pytest
 import tritonclient.http as tritonclient  # the dev extra: the client Triton and KServe users have
 from tritonclient.utils import InferenceServerException
 
-from .protocol_servers import CREDIT_SAMPLE, example_server, frame_server
+from .protocol_servers import CREDIT_SAMPLE, example_server, frame_server, shapes_server
 from .server import Server
 
 pytestmark = pytest.mark.slow
@@ -304,3 +304,56 @@ def test_metrics_label_the_protocol(tmp_path: Path) -> None:
     assert count("/v2/models/{name}/infer", "200", "v2") == 3.0
     assert count("/v2/models/{name}/versions/{version}/infer", "400", "v2") == 1.0
     assert count("/v1/models/{name}:predict", "200", "kserve_v1") == 1.0
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with shapes_server(tmp_path_factory.mktemp("shapes")) as srv:
+        yield srv
+
+
+def test_declared_dtype_and_shape(shapes: Server) -> None:
+    client = triton(shapes)
+    meta = client.get_model_metadata("double")
+    assert meta["inputs"] == [{"name": "input-0", "datatype": "FP32", "shape": [-1, 2]}]
+    assert meta["outputs"] == [{"name": "output-0", "datatype": "FP32", "shape": [-1]}]
+    inp = tritonclient.InferInput("input-0", [2, 2], "FP64")
+    inp.set_data_from_numpy(np.array([[1.0, 2.0], [3.5, -4.0]]))
+    result = client.infer("double", [inp])
+    assert result.as_numpy("output-0").dtype == np.float32
+    assert result.as_numpy("output-0").tolist() == [[2.0, 4.0], [7.0, -8.0]]
+    res = httpx.post(
+        shapes.url + "/v2/models/double/infer",
+        json={"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]},
+    )
+    assert res.status_code == 422 and "shape" in res.json()["error"]
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_text_as_bytes(shapes: Server, binary: bool) -> None:
+    client = triton(shapes)
+    assert client.get_model_metadata("shout")["inputs"] == [{"name": "input-0", "datatype": "BYTES", "shape": [-1]}]
+    inp = tritonclient.InferInput("input-0", [2], "BYTES")
+    inp.set_data_from_numpy(np.array(["grüß dich".encode(), b"ok"], dtype=object), binary_data=binary)
+    out = tritonclient.InferRequestedOutput("output-0", binary_data=binary)
+    got = client.infer("shout", [inp], outputs=[out]).as_numpy("output-0").tolist()
+    assert [g.decode() if isinstance(g, bytes) else g for g in got] == ["GRÜSS DICH", "OK"]
+
+
+def test_plain_json_fields_and_service_errors(shapes: Server) -> None:
+    url = shapes.url + "/v2/models/{}/infer"
+    body = {"inputs": [{"name": "a", "datatype": "INT32", "shape": [1], "data": [1]},
+                       {"name": "b", "datatype": "BOOL", "shape": [1], "data": [True]}]}  # fmt: skip
+    res = httpx.post(url.format("describe"), json=body)
+    assert res.status_code == 200, res.text
+    outputs = {t["name"]: t for t in res.json()["outputs"]}
+    assert outputs["keys"]["data"] == ["a,b"] and outputs["keys"]["datatype"] == "BYTES"
+    assert outputs["size"]["data"] == [2]
+    one = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1], "data": [1.0]}]}
+    res = httpx.post(url.format("boom"), json=one)
+    assert res.status_code == 500 and set(res.json()) == {"error", "error_id"}
+    assert "RuntimeError" in res.json()["error"] and res.json()["error_id"] in shapes.output()
+    text = {"inputs": [{"name": "t", "datatype": "BYTES", "shape": [1], "data": ["x"]}]}
+    assert httpx.post(url.format("shout"), json=text).json()["outputs"][0]["data"] == ["X"]  # still serving
+    res = httpx.get(shapes.url + "/v2/models/nope/ready")
+    assert res.status_code == 404 and list(res.json()) == ["error"]

@@ -134,7 +134,7 @@ def from_binary(name: str, datatype: str, shape: list[int], raw: bytes) -> np.nd
         raise _bad(f"input {name}: shape {shape} of {datatype} needs {count * dtype.itemsize} bytes, got {len(raw)}")
     if datatype == "BOOL" and any(b > 1 for b in raw):
         raise _bad(f"input {name}: BOOL bytes must be 0 or 1")
-    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()  # writable, as a parsed array is
 
 
 def to_output(name: str, arr: np.ndarray, binary: bool) -> tuple[dict[str, Any], bytes | None]:
