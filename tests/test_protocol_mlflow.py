@@ -19,7 +19,7 @@ import pytest
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
 from .protocol_servers import CREDIT_SAMPLE, example_server
-from .server import ROOT, Server
+from .server import ROOT, Server, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def _config(base: Path, text: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def iris_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("iris")
     with example_server("iris", base, "--config", str(_config(base, PREDICT_ONLY))) as srv:
         yield srv
@@ -56,8 +56,8 @@ def client(server: Server) -> ScoringServerClient:
     return ScoringServerClient(host, int(port))
 
 
-def test_scoring_server_client(iris: Server, truth: list[int]) -> None:
-    mlflow = client(iris)
+def test_scoring_server_client(iris_server: Server, truth: list[int]) -> None:
+    mlflow = client(iris_server)
     mlflow.wait_server_ready(timeout=30)
     frame = mlflow.invoke(pd.DataFrame(ROWS, columns=COLUMNS))  # dataframe_split
     assert frame.get_predictions(predictions_format="ndarray").tolist() == truth
@@ -70,9 +70,9 @@ def test_scoring_server_client(iris: Server, truth: list[int]) -> None:
         mlflow.invoke(np.array([[1.0, 2.0, 3.0]]))  # three features: the input contract says four
 
 
-def test_csv_with_curl(iris: Server, truth: list[int]) -> None:
+def test_csv_with_curl(iris_server: Server, truth: list[int]) -> None:
     csv = ",".join(COLUMNS) + "\n" + "\n".join(",".join(map(str, r)) for r in ROWS) + "\n"
-    cmd = ["curl", "-s", "-X", "POST", "-H", "Content-Type: text/csv", "--data-binary", csv, f"{iris.url}/invocations"]
+    cmd = ["curl", "-s", "-X", "POST", "-H", "Content-Type: text/csv", "--data-binary", csv, f"{iris_server.url}/invocations"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout
     assert json.loads(out) == {"predictions": truth}
     headerless = "\n".join(",".join(map(str, r)) for r in ROWS)
@@ -80,7 +80,7 @@ def test_csv_with_curl(iris: Server, truth: list[int]) -> None:
     assert json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout)["predictions"] == truth
 
 
-def test_every_input_field(iris: Server, truth: list[int]) -> None:
+def test_every_input_field(iris_server: Server, truth: list[int]) -> None:
     records = [dict(zip(COLUMNS, r)) for r in ROWS]
     bodies = [
         {"dataframe_split": {"columns": COLUMNS, "data": ROWS}},
@@ -89,13 +89,13 @@ def test_every_input_field(iris: Server, truth: list[int]) -> None:
         {"instances": ROWS},
         {"inputs": ROWS, "params": {"unused": 1}},
     ]
-    with iris.client() as c:
+    with iris_server.client() as c:
         for body in bodies:
             res = c.post("/invocations", json=body)
             assert res.status_code == 200 and res.json() == {"predictions": truth}, (body, res.text)
 
 
-def test_errors_have_mlflows_shape_and_codes(iris: Server) -> None:
+def test_errors_have_mlflows_shape_and_codes(iris_server: Server) -> None:
     json_type = {"content-type": "application/json"}
     cases = [
         ({"content": b"{not json", "headers": json_type}, 400, "BAD_REQUEST", "not valid JSON"),
@@ -109,7 +109,7 @@ def test_errors_have_mlflows_shape_and_codes(iris: Server) -> None:
         ({"content": b"{}", "headers": {"content-type": "application/json; charset=latin-1"}}, 415, "BAD_REQUEST", "UTF-8"),
         ({"json": {"inputs": [[5.1, 3.5, 1.4, 0.2]] * 400}}, 413, "REQUEST_LIMIT_EXCEEDED", "limit of 4096 bytes"),
     ]
-    with iris.client() as c:
+    with iris_server.client() as c:
         for kwargs, status, code, words in cases:
             res = c.post("/invocations", **kwargs)
             assert res.status_code == status, (kwargs, res.text)
@@ -119,13 +119,13 @@ def test_errors_have_mlflows_shape_and_codes(iris: Server) -> None:
         metrics = c.get("/metrics").text
     assert re.search(r'mlpack_requests_total\{endpoint="/invocations",http_status="400",protocol="mlflow"\} [1-9]', metrics)
     assert re.search(r'mlpack_requests_total\{endpoint="/invocations",http_status="200",protocol="mlflow"\} [1-9]', metrics)
-    assert "Traceback" not in iris.output()
+    assert "Traceback" not in iris_server.output()
 
 
-def test_docs_list_the_mlflow_routes(iris: Server) -> None:
+def test_docs_list_the_mlflow_routes(iris_server: Server) -> None:
     from openapi_spec_validator import validate
 
-    with iris.client() as c:
+    with iris_server.client() as c:
         spec = c.get("/docs.json").json()
     validate(spec)
     assert {"/ping", "/health", "/version", "/invocations", "/predict", "/v2/models/{name}/infer"} <= set(spec["paths"])
@@ -280,3 +280,50 @@ def test_schemathesis_on_the_mlflow_routes(tmp_path: Path) -> None:
         out = st_run(srv.url, tmp_path, "--include-path-regex", "^/(invocations|ping|health|version)$")
         assert "Tested: 4" in out, out
         assert "Traceback" not in srv.output()
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_a_dataframe_api(home: Path, tmp_path: Path, iris_svc) -> None:  # noqa: ANN001
+    """A PandasDataFrame API with declared float columns gets the DataFrame its own route would."""
+    import mlpack
+
+    mlpack.sklearn.save_model("iris_clf", iris_svc, signatures={"predict": {"batchable": True, "batch_dim": 0}})
+    config = _config(tmp_path, "api_server:\n  protocols:\n    mlflow: {api: predict}\n")
+    records = [dict(zip(COLUMNS, r)) for r in ROWS]
+    csv = ",".join(COLUMNS) + "\n" + "\n".join(",".join(map(str, r)) for r in ROWS) + "\n"
+    with running_server("service.py:svc", home=home, cwd=FIXTURES / "frame_project", args=("--config", str(config))) as srv:
+        with srv.client() as c:
+            native = c.post("/predict", json=records).json()
+            assert native == iris_svc.predict(np.array(ROWS)).tolist()
+            for body in ({"dataframe_records": records}, {"dataframe_split": {"columns": COLUMNS, "data": ROWS}}):
+                assert c.post("/invocations", json=body).json() == {"predictions": native}, body
+            res = c.post("/invocations", content=csv, headers={"content-type": "text/csv"})
+            assert res.json() == {"predictions": native}, res.text
+            res = c.post("/invocations", json={"dataframe_records": [{**records[0], "petal_width": "wide"}]})
+            assert res.status_code == 400 and res.json()["error_code"] == "INVALID_PARAMETER_VALUE", res.text
+            res = c.post(
+                "/invocations", json={"dataframe_records": [{k: v for k, v in records[0].items() if k != "sepal_width"}]}
+            )
+            assert res.status_code == 400 and "sepal_width" in res.json()["message"], res.text
+            body = c.get("/docs.json").json()["paths"]["/invocations"]["post"]["requestBody"]["content"]
+            assert "pattern" in body["text/csv"]["schema"]  # the descriptor's own CSV schema
+
+
+def test_a_failing_api_is_a_500_with_an_error_id(home: Path, tmp_path: Path, iris_svc) -> None:  # noqa: ANN001
+    import mlpack
+    from tests.fixtures.counting import CountingModel
+
+    mlpack.sklearn.save_model("iris_clf", iris_svc, signatures={"predict": {"batchable": True, "batch_dim": 0}})
+    mlpack.sklearn.save_model("counter", CountingModel(delay=0.05), signatures={"predict": {"batchable": True}})
+    config = _config(tmp_path, "api_server:\n  protocols:\n    mlflow: {api: boom}\n")
+    with running_server("service.py:svc", home=home, cwd=FIXTURES / "svc_project", args=("--config", str(config))) as srv:
+        with srv.client() as c:
+            res = c.post("/invocations", json={"inputs": {"any": "thing"}})
+            assert res.status_code == 500, res.text
+            body = res.json()
+            assert body["error_code"] == "INTERNAL_ERROR" and "RuntimeError" in body["message"]
+            assert c.post("/invocations", json={"inputs": [1]}).status_code == 500  # the server keeps serving
+        log = srv.output()
+    assert body["error_id"] in log and "kaboom" in log

@@ -178,9 +178,9 @@ def decode(api: API, body: bytes, mime: str, charset: str | None) -> tuple[Any, 
     if isinstance(inp, NumpyNdarray):
         return inp.from_http_body(orjson.dumps(_array_rows(value, fmt)), "application/json", None), False
     assert isinstance(inp, JSON)
+    if not inp._validates:  # plain JSON: the value as sent (dataframe_* as records), in one call
+        return (value if fmt in ("instances", "inputs") else _records(value, fmt)), False
     records = _records(value, fmt)
-    if not inp._validates:
-        return records, False
     if not records:
         raise BadInput(f"{fmt} has no records", status=422)
     return [_one_record(inp, r, i) for i, r in enumerate(records)], True
