@@ -357,3 +357,20 @@ def test_plain_json_fields_and_service_errors(shapes: Server) -> None:
     assert httpx.post(url.format("shout"), json=text).json()["outputs"][0]["data"] == ["X"]  # still serving
     res = httpx.get(shapes.url + "/v2/models/nope/ready")
     assert res.status_code == 404 and list(res.json()) == ["error"]
+
+
+def test_credit_risk_any_numeric_datatype(credit_server: Server) -> None:
+    """FP32 for the int and float fields: whole numbers are converted, fractions are a 422."""
+    url = credit_server.url + "/v2/models/classify/infer"
+
+    def body(**change: object) -> dict:
+        tensors = []
+        for field, value in {**CREDIT_SAMPLE, **change}.items():
+            datatype = "BYTES" if isinstance(value, str) else "FP32"
+            tensors.append({"name": field, "datatype": datatype, "shape": [1, 1], "data": [[value]]})
+        return {"inputs": tensors}
+
+    res = httpx.post(url, json=body())
+    assert res.status_code == 200 and res.json()["outputs"][0]["data"] == ["APPROVED"], res.text
+    res = httpx.post(url, json=body(age=26.5))
+    assert res.status_code == 422 and "age" in res.json()["error"]

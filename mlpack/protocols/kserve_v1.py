@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import BadInput, NotFound
 from . import http
-from .v2_models import _kind
+from .v2_models import kind_of
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -56,7 +56,7 @@ def _plain(api: API, result: Any) -> Any:
     import orjson
 
     encoded = api.output._encode(result)
-    return encoded.decode() if _kind(api.output) == "text" else orjson.loads(encoded)
+    return encoded.decode() if kind_of(api.output) == "text" else orjson.loads(encoded)
 
 
 async def _predict(state: Any, api: API, body: bytes) -> Response:
@@ -64,13 +64,13 @@ async def _predict(state: Any, api: API, body: bytes) -> Response:
 
     rows = _instances(body)
     read = api.input.from_http_body
-    if _kind(api.input) in ("ndarray", "frame"):
+    if kind_of(api.input) in ("ndarray", "frame"):
         result = await http.call(state, api, read(orjson.dumps(rows), "application/json", None))
         predictions = _plain(api, result)
         if not isinstance(predictions, list):
             predictions = [predictions]
     else:
-        if _kind(api.input) == "text":
+        if kind_of(api.input) == "text":
             if not all(isinstance(r, str) for r in rows):
                 raise BadInput(f"model {api.name} takes text: each instance must be a string")
             values = list(rows)

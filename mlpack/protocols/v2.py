@@ -93,10 +93,10 @@ def _wanted(request: dict[str, Any], produced: list[str]) -> list[tuple[str, boo
     params = request.get("parameters") or {}
     default = bool(params.get("binary_data_output", False)) if isinstance(params, dict) else False
     asked = request.get("outputs")
-    if asked is None:
-        return [(name, default) for name in produced]
-    if not isinstance(asked, list):
+    if asked is not None and not isinstance(asked, list):
         raise BadInput("'outputs' must be a list of {\"name\": ...} objects")
+    if not asked:  # none asked for: all of them
+        return [(name, default) for name in produced]
     wanted = []
     for item in asked:
         name = item.get("name") if isinstance(item, dict) else None

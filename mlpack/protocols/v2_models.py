@@ -28,7 +28,8 @@ _FIELD_TYPES = {int: "INT64", float: "FP64", bool: "BOOL", str: "BYTES", bytes: 
 _CONTRACT_DTYPES = {"float64": "FP64", "float32": "FP32"}
 
 
-def _kind(desc: Any) -> str:
+def kind_of(desc: Any) -> str:
+    """Which mapping an IO descriptor gets: ndarray, frame, json or text."""
     from ..io import JSON, NumpyNdarray, PandasDataFrame, Text
 
     for cls, kind in ((NumpyNdarray, "ndarray"), (PandasDataFrame, "frame"), (JSON, "json"), (Text, "text")):
@@ -55,7 +56,7 @@ class V2Model:
 
     @property
     def kind(self) -> str:
-        return _kind(self.api.input)
+        return kind_of(self.api.input)
 
     # ------------------------------------------------------------------ metadata
 
@@ -89,7 +90,7 @@ class V2Model:
 
     def outputs(self) -> list[dict[str, Any]]:
         desc = self.api.output
-        kind = _kind(desc)
+        kind = kind_of(desc)
         if kind == "ndarray":
             return [_meta("output-0", datatype_of(desc._dtype) if desc.dtype is not None else "FP64", [-1])]
         if kind == "text":
@@ -109,6 +110,8 @@ class V2Model:
             return [self._array(*tensors[0])], False
         if kind == "frame":
             return [self._frame(tensors)], False
+        if kind == "json" and desc.pydantic_model is not None:
+            tensors = [(name, _to_field(arr, desc.pydantic_model, name)) for name, arr in tensors]
         names, columns = self._columns(tensors)
         if kind == "text":
             if len(columns) != 1:
@@ -186,6 +189,19 @@ class V2Model:
             keys = list(items[0])
             return [(str(k), np.asarray([v.get(k) for v in items])) for k in keys]
         return [("output-0", np.asarray(items))]
+
+
+def _to_field(arr: np.ndarray, model: Any, name: str) -> np.ndarray:
+    """A float tensor of whole numbers for an ``int`` field becomes integers (any numeric datatype
+    is converted to what the API takes); anything lossy is left to pydantic's strict check."""
+    import numpy as np
+
+    field = (getattr(model, "model_fields", None) or {}).get(name)
+    if field is not None and field.annotation is int and arr.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            if np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)) and np.all(np.abs(arr) < 2**63):
+                return arr.astype(np.int64)
+    return arr
 
 
 def _plain(value: Any) -> Any:
