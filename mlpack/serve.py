@@ -131,7 +131,7 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
         if state.metrics is not None:
             state.metrics.close()
 
-    from .protocols import PROTOCOLS, openapi_paths
+    from .protocols import PROTOCOLS
     from .protocols import routes as protocol_routes
     from .protocols.auth import BearerAuth
 
@@ -153,7 +153,7 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
     if static is not None:
         routes.append(Mount("/static/swagger-ui", static, name="swagger-ui"))
     auth = BearerAuth.from_options(options)
-    spec = _openapi_json(service, options, openapi_paths(service, enabled, options), auth)
+    spec = _openapi_json(service, options)
     app = _app_class()(routes=routes, lifespan=lifespan)
     app.auth = auth
     # POST to an API path skips Starlette's middleware and router (same answers, less work per request)
@@ -188,22 +188,13 @@ def _app_class() -> type[Starlette]:
     return App
 
 
-def _openapi_json(service: Service, options: ServeOptions, extra_paths: dict[str, Any], auth: Any) -> bytes:
-    """``/docs.json``: the service's document, with the paths of the protocols that are on.
-
-    The standard library writes it, not orjson: schema limits may be integers beyond 64 bits.
-    """
+def _openapi_json(service: Service, options: ServeOptions) -> bytes:
+    """``/docs.json``. The standard library writes it, not orjson: schema limits may be integers beyond 64 bits."""
     import json
 
-    from .protocols.auth import secure_openapi
+    from .protocols import document
 
-    spec = service.openapi_spec()
-    if not options.protocol_enabled("native"):
-        for api in service.apis.values():
-            spec["paths"].pop(api.route, None)
-    spec["paths"].update(extra_paths)
-    spec = secure_openapi(spec, auth)
-    return json.dumps(spec, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return json.dumps(document(service, options), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def _swagger_static() -> Any:

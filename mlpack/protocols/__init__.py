@@ -59,3 +59,21 @@ def openapi_paths(
         else:
             out.update(module.openapi_paths(service))
     return out
+
+
+def document(service: Service, options: Any = None) -> dict[str, Any]:
+    """The OpenAPI document a server of ``service`` serves at ``/docs.json``: the native routes
+    (unless switched off), the paths of every enabled protocol and, with tokens, the bearer
+    scheme. ``options`` is a ``ServeOptions``; None is a server with the defaults (what
+    ``mlpack build`` writes into a bundle's ``apis/openapi.yaml``)."""
+    from .auth import BearerAuth, secure_openapi
+
+    def enabled(name: str) -> bool:
+        return options is None or options.protocol_enabled(name)
+
+    spec = service.openapi_spec()
+    if not enabled("native"):
+        for api in service.apis.values():
+            spec["paths"].pop(api.route, None)
+    spec["paths"].update(openapi_paths(service, [n for n in PROTOCOLS if enabled(n)], options))
+    return secure_openapi(spec, BearerAuth.from_options(options) if options is not None else None)
