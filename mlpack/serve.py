@@ -132,6 +132,7 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
             state.metrics.close()
 
     from .protocols import PROTOCOLS
+    from .protocols import fast_routes as protocol_fast_routes
     from .protocols import routes as protocol_routes
     from .protocols.auth import BearerAuth
 
@@ -157,7 +158,10 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
     app = _app_class()(routes=routes, lifespan=lifespan)
     app.auth = auth
     # POST to an API path skips Starlette's middleware and router (same answers, less work per request)
-    app.fast_routes = {path: handle for path, handle in handlers.items() if "{" not in path}
+    app.fast_routes = {
+        **protocol_fast_routes(service, state, enabled),  # v2 infer, KServe v1 predict: one path per API
+        **{path: handle for path, handle in handlers.items() if "{" not in path},
+    }
     app.state.mlpack = state
     return app
 

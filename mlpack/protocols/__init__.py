@@ -42,6 +42,16 @@ def routes(service: Service, state: Any, enabled: Iterable[str] | None = None) -
     return out
 
 
+def fast_routes(service: Service, state: Any, enabled: Iterable[str] | None = None) -> dict[str, Any]:
+    """Exact POST paths -> raw ASGI handlers that skip Starlette's router (as the native API
+    routes do), from every enabled protocol module that has ``fast_routes(service, state)``."""
+    out: dict[str, Any] = {}
+    for module in _modules(enabled):
+        if hasattr(module, "fast_routes"):
+            out.update(module.fast_routes(service, state))
+    return out
+
+
 def openapi_paths(
     service: Service, enabled: Iterable[str] | None = None, options: Any = None
 ) -> dict[str, dict[str, Any]]:

@@ -105,6 +105,16 @@ def routes(service: Service, state: Any) -> list[Route]:
     ]
 
 
+def fast_routes(service: Service, state: Any) -> dict[str, Any]:
+    """``POST /v1/models/<api>:predict`` by exact path, skipping the router."""
+
+    async def predict(scope: Any, body: bytes) -> Response:
+        return await _predict(state, _find(service, scope), body)
+
+    app = http.endpoint(state, predict, meter=("/v1/models/{name}:predict", "kserve_v1"))
+    return {f"/v1/models/{name}:predict": http.with_path_params(app, {"name": name}) for name in service.apis}
+
+
 def openapi_paths(service: Service) -> dict[str, dict[str, Any]]:
     from .openapi_docs import kserve_v1_paths
 

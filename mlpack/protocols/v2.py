@@ -182,6 +182,22 @@ def routes(service: Service, state: Any) -> list[Route]:
     return out
 
 
+def fast_routes(service: Service, state: Any) -> dict[str, Any]:
+    """``POST /v2/models/<api>/infer`` (and ``/versions/1/infer``) by exact path, skipping the router."""
+    models = _models(service)
+
+    async def infer(scope: Any, body: bytes) -> Response:
+        return await _infer(state, _find(models, scope), body, http.header(scope, HEADER_LENGTH))
+
+    out = {}
+    for base, params in (("/v2/models/{name}", {}), ("/v2/models/{name}/versions/{version}", {"version": VERSION})):
+        app = http.endpoint(state, infer, meter=(base + "/infer", "v2"))
+        for name in models:
+            path = base.replace("{name}", name).replace("{version}", VERSION) + "/infer"
+            out[path] = http.with_path_params(app, {"name": name, **params})
+    return out
+
+
 def openapi_paths(service: Service) -> dict[str, dict[str, Any]]:
     from .openapi_docs import v2_paths
 
