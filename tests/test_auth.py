@@ -209,3 +209,20 @@ def test_readme_bearer_token_example(tmp_path: Path) -> None:
         res = subprocess.run(["bash", "-c", command.replace("Bearer", "Bearer x") + " -s -o /dev/null -w '%{http_code}'"],
                              cwd=project, capture_output=True, text=True, timeout=60)  # fmt: skip
         assert res.stdout == "401"
+
+
+def test_protocol_and_auth_config_is_checked(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    for text, where in [
+        ("api_server:\n  protocols:\n    grpc: {enabled: true}\n", "api_server.protocols.grpc"),
+        ("api_server:\n  protocols:\n    v2: {enabled: maybe}\n", "api_server.protocols.v2.enabled"),
+        ("api_server:\n  auth:\n    tokens: [abc]\n", "api_server.auth.tokens"),
+    ]:
+        config.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(where)):
+            resolve_serve_options("x", config=str(config), env={})
+    config.write_text("api_server:\n  protocols:\n    v2: {enabled: false}\n    mlflow: {api: predict}\n")
+    opts = resolve_serve_options("x", config=str(config), env={})
+    assert not opts.protocol_enabled("v2") and opts.protocol_enabled("native") and opts.protocol_enabled("mlflow")
+    assert opts.protocols["mlflow"]["api"] == "predict"
+    assert type(opts).from_json(opts.to_json()) == opts  # what worker processes get
