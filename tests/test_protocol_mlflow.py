@@ -327,3 +327,17 @@ def test_a_failing_api_is_a_500_with_an_error_id(home: Path, tmp_path: Path, iri
             assert c.post("/invocations", json={"inputs": [1]}).status_code == 500  # the server keeps serving
         log = srv.output()
     assert body["error_id"] in log and "kaboom" in log
+
+
+def test_a_slow_api_is_a_504(home: Path, tmp_path: Path, iris_svc) -> None:  # noqa: ANN001
+    import mlpack
+    from tests.fixtures.counting import CountingModel
+
+    mlpack.sklearn.save_model("iris_clf", iris_svc, signatures={"predict": {"batchable": True, "batch_dim": 0}})
+    mlpack.sklearn.save_model("counter", CountingModel(delay=0.5), signatures={"predict": {"batchable": True}})
+    config = _config(tmp_path, "api_server:\n  timeout: 0.1\n  protocols:\n    mlflow: {api: count}\n")
+    with running_server("service.py:svc", home=home, cwd=FIXTURES / "svc_project", args=("--config", str(config))) as srv:
+        with srv.client() as c:
+            res = c.post("/invocations", json={"inputs": [[1.0, 2.0]]})
+            assert res.status_code == 504, res.text
+            assert res.json()["error_code"] == "DEADLINE_EXCEEDED" and "0.1 s timeout" in res.json()["message"]
