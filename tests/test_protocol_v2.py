@@ -91,6 +91,9 @@ def test_infer_defaults_and_other_datatypes(iris_server: Server, sklearn_iris) -
     half = tritonclient.InferInput("input-0", [1, 4], "FP16")
     half.set_data_from_numpy(np.array([[6.5, 3.0, 5.5, 2.0]], dtype=np.float16))
     assert triton(iris_server).infer("predict", [half]).as_numpy("output-0").tolist() == [2]
+    small = tritonclient.InferInput("input-0", [1, 4], "UINT8")
+    small.set_data_from_numpy(np.array([[5, 3, 1, 0]], dtype=np.uint8))
+    assert triton(iris_server).infer("predict", [small]).as_numpy("output-0").tolist() == clf.predict([[5, 3, 1, 0]]).tolist()
 
 
 def test_nested_json_data(iris_server: Server, sklearn_iris) -> None:
