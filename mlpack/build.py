@@ -257,7 +257,9 @@ def build_bundle(
         (env_docker / "entrypoint.sh").write_text(render_entrypoint())
         (env_docker / "entrypoint.sh").chmod(0o755)
         (staged / "apis").mkdir()
-        (staged / "apis" / "openapi.yaml").write_text(dumps_yaml(svc.openapi_spec()))
+        from .protocols import document  # what a default `mlpack serve` of the bundle serves, protocols included
+
+        (staged / "apis" / "openapi.yaml").write_text(dumps_yaml(document(svc)))
         base: dict[str, Any] = {
             "service": config.service,
             "name": name,

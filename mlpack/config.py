@@ -35,6 +35,24 @@ def _schema() -> Any:
     class Metrics(Strict):
         enabled: bool = True
 
+    class Switch(Strict):
+        enabled: bool = True
+
+    class MlflowSwitch(Strict):
+        enabled: bool = True
+        api: str | None = None  # the API /invocations calls (default: the service's only API)
+
+    class Protocols(Strict):
+        native: Switch = Switch()
+        v2: Switch = Switch()
+        kserve_v1: Switch = Switch()
+        mlflow: MlflowSwitch = MlflowSwitch()
+
+    class Auth(Strict):
+        token_file: str | None = None
+        protect_metrics: bool = True
+        protect_docs: bool = False
+
     class ApiServer(Strict):
         host: str | None = None
         port: int | None = Field(None, ge=0, le=65535)
@@ -47,6 +65,8 @@ def _schema() -> Any:
         max_connections: int | None = Field(None, ge=1)
         metrics: Metrics = Metrics()
         access_log: bool = False
+        protocols: Protocols = Protocols()
+        auth: Auth = Auth()
 
     class RunnerConfig(Strict):
         batching: Batching = Batching()
@@ -112,6 +132,15 @@ class ServeOptions:
     metrics_enabled: bool = True
     access_log: bool = False
     runners: dict[str, Any] = field(default_factory=dict)
+    # api_server.protocols: {native: {enabled}, v2: {enabled}, kserve_v1: {enabled}, mlflow: {enabled, api}}
+    protocols: dict[str, Any] = field(default_factory=dict)
+    auth_token_file: str | None = None  # bearer tokens, one a line (mlpack.protocols.auth)
+    protect_metrics: bool = True
+    protect_docs: bool = False
+
+    def protocol_enabled(self, name: str) -> bool:
+        """Whether protocol ``name`` (native, v2, kserve_v1, mlflow) is switched on; all are by default."""
+        return bool((self.protocols.get(name) or {}).get("enabled", True))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -148,6 +177,7 @@ def resolve_serve_options(
     reload: bool = False,
     config: str | None = None,
     working_dir: str | None = None,
+    auth_token_file: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> ServeOptions:
     env = os.environ if env is None else env
@@ -189,6 +219,13 @@ def resolve_serve_options(
         raise ConfigError(f"port {port} is not a TCP port (0-65535; 0 picks a free one)")
     if production and workers is None:
         workers = os.cpu_count() or 1
+    auth = server["auth"]
+    token_file = first(auth_token_file, env.get("MLPACK_AUTH_TOKEN_FILE"), auth["token_file"])
+    if token_file is not None:
+        from .protocols.auth import read_token_file
+
+        token_file = str(Path(token_file).resolve())
+        read_token_file(token_file)  # a missing, unreadable or empty file stops the start, here
     return ServeOptions(
         target=target,
         working_dir=str(Path(working_dir or os.getcwd()).resolve()),
@@ -206,4 +243,8 @@ def resolve_serve_options(
         metrics_enabled=server["metrics"]["enabled"],
         access_log=server["access_log"],
         runners=file["runners"],
+        protocols=server["protocols"],
+        auth_token_file=token_file,
+        protect_metrics=auth["protect_metrics"],
+        protect_docs=auth["protect_docs"],
     )

@@ -228,6 +228,8 @@ _ENTRYPOINT = """\
 #   IMAGE serve --workers=2    the same
 #   IMAGE python -c '...'      any other command is run as is
 # MLPACK_HOST overrides the bind address (e.g. 127.0.0.1 with --network host).
+# MLPACK_AUTH_TOKEN_FILE=/run/secrets/tokens (a mounted file, one token a line) requires
+# Authorization: Bearer TOKEN on the API routes (`mlpack serve --auth-token-file`).
 set -e
 BUNDLE=$(cd "$(dirname "$0")/../.." && pwd)
 

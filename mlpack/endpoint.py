@@ -143,8 +143,8 @@ def make_endpoint(api: API, state: Any) -> Any:
     metrics = state.metrics
     errors = getattr(state, "errors", None)
     if metrics is not None:
-        latency = metrics.latency.labels(api.route)
-        in_progress = metrics.in_progress.labels(api.route)
+        latency = metrics.latency.labels(api.route, "native")
+        in_progress = metrics.in_progress.labels(api.route, "native")
         counters: dict[int, Any] = {}
     inp, out = api.input, api.output
     raw_input = type(inp).from_http_request is IODescriptor.from_http_request
@@ -206,7 +206,7 @@ def make_endpoint(api: API, state: Any) -> Any:
                 in_progress.dec()
                 counter = counters.get(status)
                 if counter is None:
-                    counter = counters[status] = metrics.requests.labels(api.route, str(status))
+                    counter = counters[status] = metrics.requests.labels(api.route, str(status), "native")
                 counter.inc()
                 latency.observe(time.perf_counter() - started)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -23,13 +24,22 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
         self.requests = Counter(
-            "mlpack_requests", "HTTP requests answered, by endpoint and status.", ["endpoint", "http_status"], registry=reg
+            "mlpack_requests",
+            "HTTP requests answered, by endpoint, status and protocol (native, v2, kserve_v1, mlflow).",
+            ["endpoint", "http_status", "protocol"],
+            registry=reg,
         )
         self.latency = Histogram(
-            "mlpack_request_duration_seconds", "Time to answer a request.", ["endpoint"], buckets=_LATENCY_BUCKETS, registry=reg
+            "mlpack_request_duration_seconds",
+            "Time to answer a request.",
+            ["endpoint", "protocol"],
+            buckets=_LATENCY_BUCKETS, registry=reg
         )
         self.in_progress = Gauge(
-            "mlpack_requests_in_progress", "Requests being handled.", ["endpoint"], multiprocess_mode="livesum", registry=reg
+            "mlpack_requests_in_progress",
+            "Requests being handled.",
+            ["endpoint", "protocol"],
+            multiprocess_mode="livesum", registry=reg
         )
         self.batch_size = Histogram(
             "mlpack_batch_size", "Rows per model call.", ["runner", "method"], buckets=_BATCH_BUCKETS, registry=reg
@@ -84,8 +94,39 @@ class Metrics:
 
         return observe
 
+    def meter(self, endpoint: str, protocol: str) -> EndpointMeter:
+        """The request metrics of one route of a protocol."""
+        return EndpointMeter(self, endpoint, protocol)
+
     def close(self) -> None:
         if self.multiprocess:
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(os.getpid())
+
+
+class EndpointMeter:
+    """Request count, latency and in-progress gauge of one route (the children made once)."""
+
+    __slots__ = ("_counters", "_in_progress", "_latency", "_requests")
+
+    def __init__(self, metrics: Metrics, endpoint: str, protocol: str) -> None:
+        self._in_progress = metrics.in_progress.labels(endpoint, protocol)
+        self._latency = metrics.latency.labels(endpoint, protocol)
+        self._requests = lambda status: metrics.requests.labels(endpoint, status, protocol)
+        self._counters: dict[int, Any] = {}
+
+    def start(self) -> float:
+        self._in_progress.inc()
+        return time.perf_counter()
+
+    def done(self, started: float, status: int | None) -> None:
+        """``status`` None: the client went away before an answer (not counted as a request)."""
+        self._in_progress.dec()
+        if status is None:
+            return
+        counter = self._counters.get(status)
+        if counter is None:
+            counter = self._counters[status] = self._requests(str(status))
+        counter.inc()
+        self._latency.observe(time.perf_counter() - started)

@@ -96,7 +96,6 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
         if state.metrics is not None:
             runner.on_batch = state.metrics.batch_hook()
             runner.on_isolate = state.metrics.isolation_hook()
-    spec = service.openapi_json()
     swagger = _SWAGGER_HTML.format(title=f"{service.name} - mlpack")
 
     async def docs_json(_: Request) -> Response:
@@ -134,9 +133,17 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
         if state.metrics is not None:
             state.metrics.close()
 
-    apis = list(service.apis.values())
+    from .protocols import PROTOCOLS
+    from .protocols import fast_routes as protocol_fast_routes
+    from .protocols import routes as protocol_routes
+    from .protocols.auth import BearerAuth
+
+    enabled = [name for name in PROTOCOLS if options.protocol_enabled(name)]
+
+    apis = list(service.apis.values()) if options.protocol_enabled("native") else []
     handlers = {api.route: make_endpoint(api, state) for api in apis}
     routes = [Route(api.route, ASGIEndpoint(handlers[api.route]), methods=["POST"], name=api.name) for api in apis]
+    routes += protocol_routes(service, state, enabled)
     routes += [
         Route("/", index, methods=["GET"]),
         Route("/docs.json", docs_json, methods=["GET"]),
@@ -148,9 +155,15 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
     static = _swagger_static()
     if static is not None:
         routes.append(Mount("/static/swagger-ui", static, name="swagger-ui"))
+    auth = BearerAuth.from_options(options)
+    spec = _openapi_json(service, options)
     app = _app_class()(routes=routes, lifespan=lifespan)
+    app.auth = auth
     # POST to an API path skips Starlette's middleware and router (same answers, less work per request)
-    app.fast_routes = {path: handle for path, handle in handlers.items() if "{" not in path}
+    app.fast_routes = {
+        **protocol_fast_routes(service, state, enabled),  # v2 infer, KServe v1 predict: one path per API
+        **{path: handle for path, handle in handlers.items() if "{" not in path},
+    }
     app.state.mlpack = state
     return app
 
@@ -162,8 +175,14 @@ def _app_class() -> type[Starlette]:
 
     class App(Starlette):
         fast_routes: dict[str, Any] = {}
+        auth: Any = None  # mlpack.protocols.auth.BearerAuth, when the server has tokens
 
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            auth = self.auth
+            if auth is not None and scope["type"] == "http" and auth.protects(scope["path"]):
+                if not auth.allows(scope["headers"]):
+                    await auth.refuse(send)
+                    return
             if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
                 handle = self.fast_routes.get(scope["path"])
                 if handle is not None:
@@ -173,6 +192,15 @@ def _app_class() -> type[Starlette]:
             await super().__call__(scope, receive, send)
 
     return App
+
+
+def _openapi_json(service: Service, options: ServeOptions) -> bytes:
+    """``/docs.json``. The standard library writes it, not orjson: schema limits may be integers beyond 64 bits."""
+    import json
+
+    from .protocols import document
+
+    return json.dumps(document(service, options), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def _swagger_static() -> Any:
@@ -213,6 +241,10 @@ def serve(options: ServeOptions) -> None:
     from .target import load_service
 
     loaded = load_service(options.target, options.working_dir)  # fail here, with a clear error
+    if options.protocol_enabled("mlflow"):
+        from .protocols.mlflow import select_api
+
+        select_api(loaded.service, options)  # a configured API the service lacks: here too, before workers start
     reserved = None
     if options.port == 0:  # "any free port": pick it now, so that the port logged is the one served
         reserved, port = _reserve_port(options.host)

@@ -35,7 +35,10 @@ SECTIONS_COVERED_ELSEWHERE = {
     "Images that build with no network": "tests/test_kubernetes.py (build --wheels), tests/test_build.py (containerize)",
     "Kubernetes": "tests/test_kubernetes.py runs its commands as written",
     "Team hub": "tests/test_hub_server.py (token, serve, PostgreSQL, S3), tests/test_hub_push_pull.py (login, push, pull)",
-    "Protocols": "tests/test_protocol_*.py run its examples as written",
+    "Protocols": "tests/test_protocol_v2.py runs its tritonclient example as written",
+    "MLflow scoring protocol": "tests/test_protocol_mlflow.py runs its examples as written",
+    "Switching protocols off": "tests/test_protocol_mlflow.py (switches)",
+    "Bearer tokens": "tests/test_auth.py runs its curl example",
 }
 TEST_ONLY_FLAGS = ("--dry-run",)  # containerize builds no image here (tests/test_build.py does)
 

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 FRAME_PROJECT = Path(__file__).parent / "fixtures" / "frame_project"
 ST = Path(sys.executable).with_name("st")
+ST_CONFIG = Path(__file__).parent / "fixtures" / "schemathesis.toml"
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ def st_run(url: str, tmp_path: Path, *args: str, needs_contract: bool = False) -
     lands, a failing run is an expected failure; a passing one passes.
     """
     cmd = [
-        str(ST), "run", f"{url}/docs.json", "--url", url, "--checks", "all",
+        str(ST), "--config-file", str(ST_CONFIG), "run", f"{url}/docs.json", "--url", url, "--checks", "all",
         "--max-examples", "25", "--seed", "20261201", "--request-timeout", "10", "--workers", "1",
         "--generation-database", "none", "--no-color", "--report-dir", str(tmp_path / "st-report"), *args,
     ]  # fmt: skip

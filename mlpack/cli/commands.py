@@ -24,6 +24,11 @@ def serve(
     reload: bool = typer.Option(False, "--reload", help="Restart when source files change (development)."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config file (env MLPACK_CONFIG)."),
     working_dir: Optional[str] = typer.Option(None, "--working-dir", help="Where module.py targets are found. \\[default: .]"),
+    auth_token_file: Optional[str] = typer.Option(
+        None,
+        "--auth-token-file",
+        help="Require Authorization: Bearer TOKEN on API routes; FILE has one token a line (env MLPACK_AUTH_TOKEN_FILE).",
+    ),
 ) -> None:
     """Serve a service over HTTP."""
     from ..config import resolve_serve_options
@@ -39,6 +44,7 @@ def serve(
         reload=reload,
         config=config,
         working_dir=working_dir,
+        auth_token_file=auth_token_file,
     )
     run_server(options)
 
