@@ -235,7 +235,8 @@ def test_two_workers_serve_and_metrics_add_up(store: Path) -> None:
                 c = srv.client()  # new connections spread over both workers
                 assert c.post("/predict", json=[[5.1, 3.5, 1.4, 0.2]]).json() == [0]
             text = c.get("/metrics").text
-        line = next(x for x in text.splitlines() if x.startswith('mlpack_requests_total{endpoint="/predict",http_status="200",protocol="native"}'))
+        series = 'mlpack_requests_total{endpoint="/predict",http_status="200",protocol="native"}'
+        line = next(x for x in text.splitlines() if x.startswith(series))
         assert float(line.split()[-1]) == 20.0
     out = srv.output()
     assert out.count("Started server process") >= 2
