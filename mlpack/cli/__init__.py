@@ -30,6 +30,16 @@ app.add_typer(make_entry_app("models"), name="models", help="Manage models in th
 app.add_typer(make_entry_app("bundles"), name="bundles", help="Manage built bundles in the local store.")
 
 
+def sub_app(name: str, help_text: str) -> typer.Typer:
+    """The sub-app ``name`` of ``mlpack`` (``hub``: server and client commands share it), made once."""
+    for info in app.registered_groups:
+        if info.name == name and info.typer_instance is not None:
+            return info.typer_instance
+    sub = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+    app.add_typer(sub, name=name, help=help_text)
+    return sub
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"mlpack {__version__}")

@@ -10,24 +10,14 @@ from typing import Any, Optional
 
 import typer
 
-from . import app
+from . import app, sub_app
 from .output import emit, human_size, info_line, local_time, parse_labels, table
 
 HUB_OPT = typer.Option(None, "--hub", help="Hub URL. \\[default: $MLPACK_HUB_URL, else `mlpack hub login`]")
 TOKEN_OPT = typer.Option(None, "--token", help="Hub token. \\[default: $MLPACK_HUB_TOKEN, else `mlpack hub login`]")
 
 
-def _group(name: str, help_text: str) -> typer.Typer:
-    """The sub-app ``name`` of ``mlpack``, created here if no other module registered it."""
-    for info in app.registered_groups:
-        if info.name == name and info.typer_instance is not None:
-            return info.typer_instance
-    sub = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
-    app.add_typer(sub, name=name, help=help_text)
-    return sub
-
-
-hub_app = _group("hub", "Run a team hub, or log in to one and list what it holds.")
+hub_app = sub_app("hub", "Run a team hub, or log in to one and list what it holds.")
 
 
 def _home() -> Path:
@@ -123,8 +113,8 @@ def _add_transfer_commands(kind: str, sub: typer.Typer) -> None:
     sub.command("pull")(pull_cmd)
 
 
-_add_transfer_commands("models", _group("models", "Manage models in the local store."))
-_add_transfer_commands("bundles", _group("bundles", "Manage built bundles in the local store."))
+_add_transfer_commands("models", sub_app("models", "Manage models in the local store."))
+_add_transfer_commands("bundles", sub_app("bundles", "Manage built bundles in the local store."))
 
 
 @app.command("push")

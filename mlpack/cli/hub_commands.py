@@ -6,21 +6,10 @@ from typing import Any, Optional
 
 import typer
 
-from . import app
+from . import sub_app
 from .output import emit, table
 
-
-def _group(name: str, help_text: str) -> typer.Typer:
-    """The sub-app ``name`` of ``mlpack`` (shared with the client commands), created if missing."""
-    for info in app.registered_groups:
-        if info.name == name and info.typer_instance is not None:
-            return info.typer_instance
-    sub = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
-    app.add_typer(sub, name=name, help=help_text)
-    return sub
-
-
-hub_app = _group("hub", "Run a team hub, or log in to one and list what it holds.")
+hub_app = sub_app("hub", "Run a team hub, or log in to one and list what it holds.")
 token_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 hub_app.add_typer(token_app, name="token", help="Create, list and revoke the hub's API tokens.")
 
