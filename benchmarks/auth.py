@@ -94,7 +94,6 @@ def main() -> int:
 
 async def _load(port: int, extra: str, bodies: list[bytes], clients: int, duration: float) -> tuple[float, list[float], int]:
     """Closed-loop clients on kept-alive connections, each POSTing /classify and reading the answer."""
-    import asyncio
 
     requests = [
         f"POST /classify HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Content-Type: application/json\r\n"
@@ -102,30 +101,7 @@ async def _load(port: int, extra: str, bodies: list[bytes], clients: int, durati
         + b
         for b in bodies
     ]
-    latencies: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + duration
-
-    async def client(k: int) -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        i = k
-        try:
-            while time.perf_counter() < stop:
-                i += 1
-                t0 = time.perf_counter()
-                writer.write(requests[i % len(requests)])
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(int(x[15:]) for x in head.split(b"\r\n") if x[:15].lower() == b"content-length:")
-                await reader.readexactly(length)
-                latencies.append(time.perf_counter() - t0)
-                errors += not head.startswith(b"HTTP/1.1 200")
-        finally:
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client(k) for k in range(clients)))
-    return time.perf_counter() - started, latencies, errors
+    return await bench.keepalive_load("127.0.0.1", port, requests, clients, duration)
 
 
 def measure(url: str, extra_header: str, clients: int, duration: float) -> dict[str, float]:

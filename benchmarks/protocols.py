@@ -20,14 +20,12 @@ measured in one run, not as absolute capacity.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib.util
 import json
 import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -56,30 +54,7 @@ async def _load(
         + b
         for b in bodies
     ]
-    latencies: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + duration
-
-    async def client(k: int) -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(host, port)
-        i = k
-        try:
-            while time.perf_counter() < stop:
-                i += 1
-                t0 = time.perf_counter()
-                writer.write(requests[i % len(requests)])
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(int(x[15:]) for x in head.split(b"\r\n") if x[:15].lower() == b"content-length:")
-                await reader.readexactly(length)
-                latencies.append(time.perf_counter() - t0)
-                errors += not head.startswith(b"HTTP/1.1 200")
-        finally:
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client(k) for k in range(clients)))
-    return time.perf_counter() - started, latencies, errors
+    return await bench.keepalive_load(host, port, requests, clients, duration)
 
 
 def measure(url: str, path: str, make: object, clients: int, duration: float) -> dict[str, float]:

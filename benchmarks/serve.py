@@ -256,12 +256,10 @@ def run_wrk(url: str, clients: int, duration: float, lua: Path, cpus: set[int] |
     return Result("", clients, rps, data["p50_us"] / 1000, data["p99_us"] / 1000, errors, data["requests"])
 
 
-async def _python_load(host: str, port: int, path: str, clients: int, duration: float) -> tuple[int, list[float], int, float]:
-    requests = [
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(b)}\r\n\r\n".encode() + b
-        for b in (json.dumps([r]).encode() for r in ROWS)
-    ]
+async def keepalive_load(
+    host: str, port: int, requests: list[bytes], clients: int, duration: float
+) -> tuple[float, list[float], int]:
+    """Closed-loop clients on kept-alive connections sending ``requests`` in turn: (seconds, latencies, errors)."""
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + duration
@@ -276,20 +274,25 @@ async def _python_load(host: str, port: int, path: str, clients: int, duration: 
                 t0 = time.perf_counter()
                 writer.write(requests[i % len(requests)])
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
+                length = next((int(x[15:]) for x in head.split(b"\r\n") if x[:15].lower() == b"content-length:"), 0)
                 await reader.readexactly(length)
                 latencies.append(time.perf_counter() - t0)
-                if not head.startswith(b"HTTP/1.1 200"):
-                    errors += 1
+                errors += not head.startswith(b"HTTP/1.1 200")
         finally:
             writer.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(client(k) for k in range(clients)))
-    elapsed = time.perf_counter() - started
+    return time.perf_counter() - started, latencies, errors
+
+
+async def _python_load(host: str, port: int, path: str, clients: int, duration: float) -> tuple[int, list[float], int, float]:
+    requests = [
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(b)}\r\n\r\n".encode() + b
+        for b in (json.dumps([r]).encode() for r in ROWS)
+    ]
+    elapsed, latencies, errors = await keepalive_load(host, port, requests, clients, duration)
     return len(latencies), latencies, errors, elapsed
 
 
