@@ -11,7 +11,6 @@ import asyncio
 import logging
 import math
 import sys
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -142,10 +141,7 @@ def make_endpoint(api: API, state: Any) -> Any:
     limit, timeout = state.options.max_request_size, state.options.timeout
     metrics = state.metrics
     errors = getattr(state, "errors", None)
-    if metrics is not None:
-        latency = metrics.latency.labels(api.route, "native")
-        in_progress = metrics.in_progress.labels(api.route, "native")
-        counters: dict[int, Any] = {}
+    meter = metrics.meter(api.route, "native") if metrics is not None else None
     inp, out = api.input, api.output
     raw_input = type(inp).from_http_request is IODescriptor.from_http_request
     raw_output = type(out).to_http_response is IODescriptor.to_http_response
@@ -171,9 +167,7 @@ def make_endpoint(api: API, state: Any) -> Any:
         return await inp.from_http_request(StarletteRequest(scope, replay))
 
     async def endpoint(scope: Any, receive: Any, send: Any) -> None:
-        started = time.perf_counter()
-        if metrics is not None:
-            in_progress.inc()
+        started = meter.start() if meter is not None else 0.0
         response: Response | None = None
         try:
             if not state.ready:
@@ -188,8 +182,8 @@ def make_endpoint(api: API, state: Any) -> Any:
         except asyncio.TimeoutError:
             response = json_response({"error": f"{api.name} took longer than the {timeout:g} s timeout"}, 504)
         except _ClientGone:
-            if metrics is not None:
-                in_progress.dec()
+            if meter is not None:
+                meter.done(started, None)
             return
         except Exception as exc:
             response = error_response(exc, errors)
@@ -202,12 +196,7 @@ def make_endpoint(api: API, state: Any) -> Any:
                 status = response.status_code
                 await response(scope, receive, send)
         finally:
-            if metrics is not None:
-                in_progress.dec()
-                counter = counters.get(status)
-                if counter is None:
-                    counter = counters[status] = metrics.requests.labels(api.route, str(status), "native")
-                counter.inc()
-                latency.observe(time.perf_counter() - started)
+            if meter is not None:
+                meter.done(started, status)
 
     return endpoint
