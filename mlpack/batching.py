@@ -3,7 +3,12 @@
 A request that finds the model idle runs at once. Requests that arrive while a batch
 runs wait in a queue; when the batch ends, everything queued (in arrival order, up to
 ``max_batch_size`` rows) becomes the next batch. Batches thus grow with load and add
-no latency when there is none, unlike a fixed "wait N ms or N items" window. A failed batch
+no latency when there is none, unlike a fixed "wait N ms or N items" window.
+
+Model calls run in the batcher's thread, so that the event loop stays free; except that a
+request that is alone (nothing else waiting) runs on the loop when the model has proven
+tiny: its last calls each took at most ``inline_max_ms`` for at least as many rows. That
+saves the hand-off to the thread and back, which costs more than such a model's call. A failed batch
 is re-run in parts (``mlpack.isolation``) so that only the requests that fail on their own fail.
 """
 
@@ -17,6 +22,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +31,9 @@ from mlpack.exceptions import BadInput, MlpackError, ServiceUnavailable
 __all__ = ["AdaptiveBatcher", "concat", "count_rows", "split"]
 
 log = logging.getLogger(__name__)
+
+# Consecutive fast calls a model needs before a request may run it on the event loop.
+_INLINE_EVIDENCE = 3
 
 
 def _kind(x: Any) -> str:
@@ -221,12 +230,13 @@ class AdaptiveBatcher:
         alone_error: Callable[[Exception], Exception] | None = None,
         on_isolate: Callable[[int, int], None] | None = None,
         name: str = "",
+        inline_max_ms: float = 0.0,
     ) -> None:
         dims = (batch_dim, batch_dim) if isinstance(batch_dim, int) else tuple(batch_dim)
         if len(dims) != 2 or not all(isinstance(d, int) and d >= 0 for d in dims):
             raise ValueError(f"batch_dim must be a dim >= 0 or an (input, output) pair, not {batch_dim!r}")
-        if max_batch_size < 1 or max_latency_ms < 0:
-            raise ValueError("max_batch_size must be >= 1 and max_latency_ms >= 0")
+        if max_batch_size < 1 or max_latency_ms < 0 or inline_max_ms < 0:
+            raise ValueError("max_batch_size must be >= 1, max_latency_ms and inline_max_ms >= 0")
         self.fn, self.name = fn, name
         self.max_batch_size, self.max_latency_ms = max_batch_size, max_latency_ms
         self.input_dim, self.output_dim = dims
@@ -245,6 +255,10 @@ class AdaptiveBatcher:
         # come in queue order (a timer per request would cost more than the rest of submit).
         self._expiry: asyncio.TimerHandle | None = None
         self._closed = False
+        # The inline policy's evidence, written by whichever thread made the call: consecutive
+        # calls that took at most the budget, and the most rows among them.
+        self._inline_budget = inline_max_ms / 1000
+        self._fast_streak = self._fast_rows = 0
 
     @property
     def queue_depth(self) -> int:
@@ -345,7 +359,11 @@ class AdaptiveBatcher:
         try:
             while self._queue:
                 batch = self._take()
-                if batch:
+                # The driver's first step comes after the tasks that were ready when it was
+                # made: requests that arrived together are all queued by now.
+                if len(batch) == 1 and not self._queue and self._may_inline(batch[0].rows):
+                    self._run_inline(batch[0])
+                elif batch:
                     await self._run(batch)
                 batch = []
         finally:
@@ -353,6 +371,33 @@ class AdaptiveBatcher:
                 self._driver = None
             for item in batch:  # only if interrupted (loop shutting down)
                 item.future.cancel()
+
+    def _may_inline(self, rows: int) -> bool:
+        return self._fast_streak >= _INLINE_EVIDENCE and 0 < rows <= self._fast_rows
+
+    def _run_inline(self, item: _Item) -> None:
+        """Call the model for one request on the event loop (see the module's docstring)."""
+        try:
+            result = self._call([item.data], [item.rows])[0]
+        except Exception as exc:
+            self._fail(item, exc, alone=True)
+            return
+        if not item.future.done():
+            item.future.set_result(result)
+
+    def _timed(self, batch: Any, rows: int) -> Any:
+        """``fn(batch)``, its time taken as evidence for the inline policy."""
+        if not self._inline_budget:
+            return self.fn(batch)
+        started = time.perf_counter()
+        try:
+            return self.fn(batch)
+        finally:
+            if time.perf_counter() - started <= self._inline_budget:
+                self._fast_streak += 1
+                self._fast_rows = max(self._fast_rows, rows)
+            else:  # one slow call, and the model runs in the thread until it proves tiny again
+                self._fast_streak = self._fast_rows = 0
 
     async def _run(self, batch: list[_Item]) -> None:
         try:
@@ -401,12 +446,13 @@ class AdaptiveBatcher:
         # Runs in the worker thread, so concatenation and splitting stay off the loop too.
         if len(datas) == 1:
             self._notify(sizes[0])
-            return [self.fn(datas[0])]
+            return [self._timed(datas[0], sizes[0])]
         # Inputs that cannot form one batch (other widths, kinds...) fail it like a model error
         # would: isolation then runs them apart.
         batch, _ = concat(datas, self.input_dim)
-        self._notify(sum(sizes))
-        return split(self.fn(batch), sizes, self.output_dim, like=datas)
+        rows = sum(sizes)
+        self._notify(rows)
+        return split(self._timed(batch, rows), sizes, self.output_dim, like=datas)
 
     def _notify(self, rows: int) -> None:
         if self._on_batch is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigError
-from .runner import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS, BatchingOptions, Runner
+from .runner import DEFAULT_INLINE_MAX_MS, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS, BatchingOptions, Runner
 
 DEFAULT_PORT = 3000
 DEFAULT_MAX_REQUEST_SIZE = 20 * 1024 * 1024
@@ -31,6 +31,7 @@ def _schema() -> Any:
         enabled: bool | None = None
         max_batch_size: int | None = Field(None, ge=1)
         max_latency_ms: float | None = Field(None, ge=0)
+        inline_max_ms: float | None = Field(None, ge=0)  # 0: model calls never run on the event loop
 
     class Metrics(Strict):
         enabled: bool = True
@@ -164,6 +165,7 @@ class ServeOptions:
             enabled=pick("enabled", None, True),
             max_batch_size=int(pick("max_batch_size", runner.max_batch_size, DEFAULT_MAX_BATCH_SIZE)),
             max_latency_ms=float(pick("max_latency_ms", runner.max_latency_ms, DEFAULT_MAX_LATENCY_MS)),
+            inline_max_ms=float(pick("inline_max_ms", None, DEFAULT_INLINE_MAX_MS)),
         )
 
 

@@ -142,6 +142,9 @@ def make_endpoint(api: API, state: Any) -> Any:
     metrics = state.metrics
     errors = getattr(state, "errors", None)
     meter = metrics.meter(api.route, "native") if metrics is not None else None
+    from .deadlines import Deadlines
+
+    deadlines = Deadlines(timeout)
     inp, out = api.input, api.output
     raw_input = type(inp).from_http_request is IODescriptor.from_http_request
     raw_output = type(out).to_http_response is IODescriptor.to_http_response
@@ -173,7 +176,15 @@ def make_endpoint(api: API, state: Any) -> Any:
             if not state.ready:
                 await state.wait_loaded(timeout)
             value = await read_input(scope, receive)
-            result = await _call_with_timeout(api, value, timeout)
+            task = deadlines.enter()
+            try:
+                result = await api.call(value)
+            except asyncio.CancelledError:
+                if deadlines.expired(task):
+                    raise asyncio.TimeoutError from None
+                raise
+            finally:
+                deadlines.leave(task)
             if raw_output:
                 body = out._encode(result)
                 status = 200

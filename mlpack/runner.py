@@ -54,6 +54,9 @@ def own_fault(exc: Exception) -> Exception:
 
 DEFAULT_MAX_BATCH_SIZE = 100
 DEFAULT_MAX_LATENCY_MS = 10_000.0
+# A request alone may run the model on the event loop once its calls have taken at most this
+# (mlpack.batching): the hand-off to the model thread costs more than such a call.
+DEFAULT_INLINE_MAX_MS = 1.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class BatchingOptions:
     enabled: bool = True
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
+    inline_max_ms: float = DEFAULT_INLINE_MAX_MS
 
 
 class RunnerMethod:
@@ -106,6 +110,7 @@ class RunnerMethod:
                     alone_error=own_fault,
                     on_isolate=(lambda extra, alone: isolated(self, extra, alone)) if isolated else None,
                     name=f"{self.runner.name}.{self.name}",
+                    inline_max_ms=opts.inline_max_ms,
                 )
             return self._batcher
 
