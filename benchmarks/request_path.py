@@ -111,8 +111,11 @@ def main() -> int:
                 fn(batch)
             model = (time.process_time() - t0) / 200 / c
             med = statistics.median(per)
-            print(f"concurrency {c:>3}: {med * 1e6:6.1f} us CPU/request (min {min(per) * 1e6:.1f});"
-                  f" bare model call {model * 1e6:5.1f} us/request at batches of {c}; mlpack's own {(med - model) * 1e6:5.1f} us")  # fmt: skip
+            print(
+                f"concurrency {c:>3}: {med * 1e6:6.1f} us CPU/request (min {min(per) * 1e6:.1f});"
+                f" bare model call {model * 1e6:5.1f} us/request at batches of {c};"
+                f" mlpack's own {(med - model) * 1e6:5.1f} us"
+            )
         await lifespan.__aexit__(None, None, None)
 
     uvloop.run(run())
