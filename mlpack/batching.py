@@ -21,6 +21,7 @@ import itertools
 import logging
 import math
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -72,9 +73,17 @@ def concat(items: Sequence[Any], dim: int = 0) -> tuple[Any, list[int]]:
     """
     if not items:
         raise ValueError("nothing to concatenate")
+    first = items[0]
+    cls = type(first)
+    if cls.__name__ == "ndarray" and cls.__module__ == "numpy" and all(type(x) is cls for x in items):
+        # the usual batch (plain arrays from JSON bodies): no per-item kind or row checks
+        np = sys.modules["numpy"]
+        try:
+            return np.concatenate(items, axis=dim), [x.shape[dim] for x in items]
+        except IndexError:  # an item without that dimension: the general path says so
+            pass
     sizes = [count_rows(x, dim) for x in items]
     kinds = {_kind(x) for x in items}
-    first = items[0]
     if kinds == {"list"} and dim == 0:
         return [row for x in items for row in x], sizes
     if kinds == {"pandas"}:
@@ -197,6 +206,15 @@ def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
+class _Refused:
+    """A request of a batch that the input check refused: it gets ``error``, the others run."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
 class _Item:
     __slots__ = ("data", "rows", "future", "deadline")
 
@@ -231,6 +249,7 @@ class AdaptiveBatcher:
         on_isolate: Callable[[int, int], None] | None = None,
         name: str = "",
         inline_max_ms: float = 0.0,
+        check: Callable[[Any], None] | None = None,
     ) -> None:
         dims = (batch_dim, batch_dim) if isinstance(batch_dim, int) else tuple(batch_dim)
         if len(dims) != 2 or not all(isinstance(d, int) and d >= 0 for d in dims):
@@ -247,6 +266,7 @@ class AdaptiveBatcher:
         self._retry_after = max(max_latency_ms / 1000, 0.001)
         self._on_batch = on_batch
         self._alone_error, self._on_isolate = alone_error, on_isolate
+        self._check = check
         # Loop-bound state is (re)made on first submit: the batcher may outlive or predate a loop.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: collections.deque[_Item] = collections.deque()
@@ -409,8 +429,16 @@ class AdaptiveBatcher:
                 await self._isolate(batch)
             return
         for it, res in zip(batch, results):
-            if not it.future.done():
-                it.future.set_result(res)
+            self._answer(it, res)
+
+    @staticmethod
+    def _answer(item: _Item, result: Any) -> None:
+        if item.future.done():
+            return
+        if type(result) is _Refused:
+            item.future.set_exception(result.error)
+        else:
+            item.future.set_result(result)
 
     def _dispatch(self, batch: list[_Item]) -> Any:
         """Run ``fn`` on ``batch`` in the worker thread (concatenation and splitting included)."""
@@ -427,8 +455,8 @@ class AdaptiveBatcher:
         for it, outcome in zip(batch, iso.outcomes):
             if isinstance(outcome, Failed):
                 self._fail(it, outcome.error, alone=outcome.alone)
-            elif not it.future.done():
-                it.future.set_result(outcome)
+            else:
+                self._answer(it, outcome)
         everyone = " (fails for everyone)" if iso.everyone_fails else ""
         msg = "%s: a batch of %d requests failed; %d failed alone, %d extra model calls%s"
         log.debug(msg, self._label, len(batch), len(iso.failed_alone), iso.calls, everyone)
@@ -444,15 +472,41 @@ class AdaptiveBatcher:
 
     def _call(self, datas: list[Any], sizes: list[int]) -> list[Any]:
         # Runs in the worker thread, so concatenation and splitting stay off the loop too.
+        check = self._check
         if len(datas) == 1:
+            if check is not None:
+                check(datas[0])  # BadInput: this request's own error
             self._notify(sizes[0])
             return [self._timed(datas[0], sizes[0])]
         # Inputs that cannot form one batch (other widths, kinds...) fail it like a model error
         # would: isolation then runs them apart.
         batch, _ = concat(datas, self.input_dim)
+        if check is not None:
+            try:
+                check(batch)  # one scan of the whole batch, instead of one per request
+            except BadInput:
+                return self._call_refusing(datas, sizes)
         rows = sum(sizes)
         self._notify(rows)
         return split(self._timed(batch, rows), sizes, self.output_dim, like=datas)
+
+    def _call_refusing(self, datas: list[Any], sizes: list[int]) -> list[Any]:
+        """The batch holds input the check refuses: refuse the requests that hold it, run the rest."""
+        assert self._check is not None
+        out: list[Any] = []
+        keep: list[int] = []
+        for i, data in enumerate(datas):
+            try:
+                self._check(data)
+            except BadInput as exc:
+                out.append(_Refused(exc))
+            else:
+                out.append(None)
+                keep.append(i)
+        if keep:
+            for i, result in zip(keep, self._call([datas[i] for i in keep], [sizes[i] for i in keep])):
+                out[i] = result
+        return out
 
     def _notify(self, rows: int) -> None:
         if self._on_batch is not None:

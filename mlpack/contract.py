@@ -99,15 +99,19 @@ class InputContract:
 
     # ------------------------------------------------------------------ checking requests
 
-    def check(self, x: Any) -> None:
-        """Raise BadInput (422) unless ``x`` is a table this model can take."""
+    def check(self, x: Any, values: bool = True) -> None:
+        """Raise BadInput (422) unless ``x`` is a table this model can take.
+
+        ``values=False`` leaves out the scan of float values (NaN, infinities, the float32
+        range) for ``check_values``, which a batcher runs once over a whole batch.
+        """
         for cls in type(x).__mro__:
             module = cls.__module__
             if module.startswith("numpy"):
-                return self._check_array(x)
+                return self._check_array(x, values)
             if module.startswith("pandas."):
                 if hasattr(x, "columns"):
-                    return self._check_frame(x)
+                    return self._check_frame(x, values)
                 raise _bad(f"expected a table of rows, got a 1-D {type(x).__name__} of {len(x)} values")
             if module.startswith("scipy.sparse"):
                 return self._check_sparse(x)
@@ -121,6 +125,21 @@ class InputContract:
             return self._check_array(arr)
         return None  # e.g. an xgboost.DMatrix: the model's own type, not ours to judge
 
+    def check_values(self, x: Any) -> None:
+        """The part of ``check`` that ``values=False`` left out, for an array or frame that passed it."""
+        for cls in type(x).__mro__:
+            module = cls.__module__
+            if module.startswith("numpy"):
+                if x.dtype.kind == "f" and x.ndim == 2:
+                    self._check_floats(x)
+                return
+            if module.startswith("pandas."):
+                if hasattr(x, "columns"):
+                    floats = [j for j, dtype in enumerate(x.dtypes) if getattr(dtype, "kind", "O") == "f"]
+                    if floats:
+                        self._check_float_columns(x, floats)
+                return
+
     def _check_shape(self, shape: tuple[int, ...], what: str) -> None:
         n = self.n_features
         if len(shape) != 2 or shape[0] == 0:
@@ -132,11 +151,12 @@ class InputContract:
         if n is not None and shape[1] != n:
             raise _bad(f"expected {n} columns, got {shape[1]}")
 
-    def _check_array(self, a: Any) -> None:
+    def _check_array(self, a: Any, values: bool = True) -> None:
         self._check_shape(a.shape, "array")
         kind = a.dtype.kind
         if kind == "f":
-            self._check_floats(a)
+            if values:
+                self._check_floats(a)
         elif kind == "O":
             self._check_objects(a)
         elif kind == "b":
@@ -231,7 +251,7 @@ class InputContract:
         where = self._where(columns[j] if columns is not None else j)
         raise _bad(f"{where} of row {i} is not a number ({_show(v.item() if hasattr(v, 'item') else v)})")
 
-    def _check_frame(self, df: Any) -> None:
+    def _check_frame(self, df: Any, values: bool = True) -> None:
         names, cols = self.feature_names, list(df.columns)
         if names is not None and cols and all(isinstance(c, str) for c in cols):
             if tuple(cols) != names:
@@ -255,9 +275,13 @@ class InputContract:
                 self._check_objects(df.iloc[:, [j]].to_numpy(), [cols[j]])
             else:
                 self._not_numbers(df.iloc[:, [j]].to_numpy(), [cols[j]])
-        if floats:
-            block = df.iloc[:, floats].to_numpy() if len(floats) < len(cols) else df.to_numpy()
-            self._check_floats(block, [cols[j] for j in floats])
+        if floats and values:
+            self._check_float_columns(df, floats)
+
+    def _check_float_columns(self, df: Any, floats: list[int]) -> None:
+        cols = list(df.columns)
+        block = df.iloc[:, floats].to_numpy() if len(floats) < len(cols) else df.to_numpy()
+        self._check_floats(block, [cols[j] for j in floats])
 
     def _check_sparse(self, m: Any) -> None:
         self._check_shape(m.shape, "sparse matrix")

@@ -111,6 +111,8 @@ class RunnerMethod:
                     on_isolate=(lambda extra, alone: isolated(self, extra, alone)) if isolated else None,
                     name=f"{self.runner.name}.{self.name}",
                     inline_max_ms=opts.inline_max_ms,
+                    # the scan of values, once per batch (requests get the rest of the check)
+                    check=self.contract.check_values if self.contract is not None else None,
                 )
             return self._batcher
 
@@ -133,7 +135,8 @@ class RunnerMethod:
         """Call the model without blocking the event loop, batching when the signature allows."""
         single = len(args) == 1 and not kwargs
         if single and self.contract is not None:
-            self.contract.check(args[0])
+            # once batching, the batcher scans the values, once for a whole batch
+            self.contract.check(args[0], values=self._batcher is None)
         if not self.runner.ready:
             await asyncio.to_thread(self.runner.load)
         batcher = self.batcher() if single else None

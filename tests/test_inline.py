@@ -139,3 +139,48 @@ def test_an_inline_failure_is_that_requests_own_error() -> None:
         await b.close()
 
     asyncio.run(main())
+
+
+def test_the_batch_check_refuses_only_the_requests_with_bad_values() -> None:
+    from mlpack.contract import InputContract
+    from mlpack.exceptions import BadInput
+
+    contract = InputContract(n_features=2)
+    scans: list[int] = []
+
+    def check(batch: np.ndarray) -> None:
+        scans.append(len(batch))
+        contract.check_values(batch)
+
+    model = Model()
+
+    async def main() -> list[object]:
+        b = AdaptiveBatcher(model, check=check)
+        gate = asyncio.Event()
+
+        def hold(batch: np.ndarray) -> np.ndarray:  # the first call waits, so that the rest queue up
+            while not gate.is_set():
+                time.sleep(0.001)
+            return model(batch)
+
+        b.fn = hold
+        first = asyncio.create_task(b.submit(rows(1)))
+        await asyncio.sleep(0.05)
+        xs = [rows(1, k) for k in range(6)]
+        xs[2] = np.array([[np.nan, 1.0]])
+        xs[4] = np.array([[1.0, np.inf]])
+        tasks = [asyncio.create_task(b.submit(x)) for x in xs]
+        await asyncio.sleep(0)
+        gate.set()
+        await first
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    out = asyncio.run(main())
+    assert isinstance(out[2], BadInput) and "NaN" in str(out[2]) and "row 0" in str(out[2])
+    assert isinstance(out[4], BadInput) and "not finite" in str(out[4])
+    for k in (0, 1, 3, 5):
+        assert np.array_equal(out[k], rows(1, k) * 2)
+    # one scan for the first call, one for the queued batch of six, one per request to find
+    # the bad ones, one for the four good ones: the model saw only good rows
+    assert scans == [1, 6, 1, 1, 1, 1, 1, 1, 4]
+    assert model.calls[-1][1] == 4
