@@ -28,6 +28,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not container" $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	bash scripts/setup-bench.sh
 	$(BIN)/python benchmarks/cli_latency.py
 	$(BIN)/python benchmarks/serve.py --no-fail
 	$(BIN)/python benchmarks/http_protocol.py --no-fail
