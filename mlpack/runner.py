@@ -192,6 +192,9 @@ class Runner:
             method: RunnerMethod(self, method, opts.get("batchable", False), opts.get("batch_dim", 0))
             for method, opts in model.info.signatures.items()
         }
+        for method, runner_method in self.methods.items():  # runner.predict without __getattr__
+            if not hasattr(type(self), method) and method not in self.__dict__:
+                self.__dict__[method] = runner_method
 
     def __getattr__(self, name: str) -> RunnerMethod:
         methods = self.__dict__.get("methods", {})
