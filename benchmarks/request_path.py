@@ -7,8 +7,10 @@ ASGI app, ``--concurrency`` requests at a time, with in-memory ``receive``/``sen
 left is mlpack's request path (endpoint, input/output descriptors, contract, batcher, model,
 metrics) and the event loop's task switching. It prints the process CPU time per request
 (loop and model thread together), which other load on the machine disturbs much less than
-wall time, next to a baseline measured in the same run: the bare model call per request at
-the same batch sizes. Use it to see what a change to the request path costs or saves.
+wall time, next to two baselines measured in the same run: the bare model call per request at
+the same batch sizes, and the hand-written Starlette endpoint of benchmarks/serve.py (it parses
+the body and calls ``clf.predict`` per request) driven the same way. Use it to see what a
+change to the request path costs or saves.
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ def main() -> int:
     runner = service.runners[0]
     import numpy as np
 
+    sys.path.insert(0, str(work))
+    os.chdir(work)
+    import plain_app  # benchmarks/serve.py wrote it: Starlette, orjson, clf.predict per request
+
     fn = runner.model.load_runnable()["predict"]
 
     async def run() -> None:
@@ -110,11 +116,13 @@ def main() -> int:
             for _ in range(200):
                 fn(batch)
             model = (time.process_time() - t0) / 200 / c
+            await drive(plain_app.app, "/classify", 2000, c)
+            plain = statistics.median([await drive(plain_app.app, "/classify", args.requests, c) for _ in range(args.repeat)])
             med = statistics.median(per)
             print(
                 f"concurrency {c:>3}: {med * 1e6:6.1f} us CPU/request (min {min(per) * 1e6:.1f});"
                 f" bare model call {model * 1e6:5.1f} us/request at batches of {c};"
-                f" mlpack's own {(med - model) * 1e6:5.1f} us"
+                f" mlpack's own {(med - model) * 1e6:5.1f} us; plain endpoint {plain * 1e6:6.1f} us"
             )
         await lifespan.__aexit__(None, None, None)
 

@@ -8,7 +8,9 @@ no latency when there is none, unlike a fixed "wait N ms or N items" window.
 Model calls run in the batcher's thread, so that the event loop stays free; except that a
 request that is alone (nothing else waiting) runs on the loop when the model has proven
 tiny: its last calls each took at most ``inline_max_ms`` for at least as many rows. That
-saves the hand-off to the thread and back, which costs more than such a model's call. A failed batch
+saves the hand-off to the thread and back, which costs more than such a model's call.
+"Alone" is what the server says (``alone()``: no other request under way), or else what the
+batcher sees on its driver's first step (no other request queued behind it). A failed batch
 is re-run in parts (``mlpack.isolation``) so that only the requests that fail on their own fail.
 """
 
@@ -250,6 +252,7 @@ class AdaptiveBatcher:
         name: str = "",
         inline_max_ms: float = 0.0,
         check: Callable[[Any], None] | None = None,
+        alone: Callable[[], bool] | None = None,
     ) -> None:
         dims = (batch_dim, batch_dim) if isinstance(batch_dim, int) else tuple(batch_dim)
         if len(dims) != 2 or not all(isinstance(d, int) and d >= 0 for d in dims):
@@ -267,6 +270,7 @@ class AdaptiveBatcher:
         self._on_batch = on_batch
         self._alone_error, self._on_isolate = alone_error, on_isolate
         self._check = check
+        self._alone = alone  # whether the caller's request is the only one its server has under way
         # Loop-bound state is (re)made on first submit: the batcher may outlive or predate a loop.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: collections.deque[_Item] = collections.deque()
@@ -301,6 +305,9 @@ class AdaptiveBatcher:
         if loop is not self._loop:
             self._loop, self._queue, self._driver, self._expiry = loop, collections.deque(), None, None
         if self._driver is None:
+            if self._alone is not None and self._may_inline(rows) and self._alone():
+                # the server says no other request is under way: answer now, on the loop
+                return self._call_alone(data, rows)
             # Idle: no deadline, the driver takes this item on its first step.
             item = _Item(data, rows, loop.create_future(), math.inf)
             self._driver = loop.create_task(self._drive())
@@ -381,7 +388,7 @@ class AdaptiveBatcher:
                 batch = self._take()
                 # The driver's first step comes after the tasks that were ready when it was
                 # made: requests that arrived together are all queued by now.
-                if len(batch) == 1 and not self._queue and self._may_inline(batch[0].rows):
+                if len(batch) == 1 and not self._queue and self._may_inline(batch[0].rows) and (self._alone is None or self._alone()):
                     self._run_inline(batch[0])
                 elif batch:
                     await self._run(batch)
@@ -394,6 +401,17 @@ class AdaptiveBatcher:
 
     def _may_inline(self, rows: int) -> bool:
         return self._fast_streak >= _INLINE_EVIDENCE and 0 < rows <= self._fast_rows
+
+    def _call_alone(self, data: Any, rows: int) -> Any:
+        try:
+            return self._call([data], [rows])[0]
+        except Exception as exc:
+            if self._alone_error is None:
+                raise
+            err = self._alone_error(exc)
+            if err is exc:
+                raise
+            raise err from exc
 
     def _run_inline(self, item: _Item) -> None:
         """Call the model for one request on the event loop (see the module's docstring)."""

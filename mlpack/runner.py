@@ -113,6 +113,7 @@ class RunnerMethod:
                     inline_max_ms=opts.inline_max_ms,
                     # the scan of values, once per batch (requests get the rest of the check)
                     check=self.contract.check_values if self.contract is not None else None,
+                    alone=self.runner.alone,
                 )
             return self._batcher
 
@@ -184,6 +185,8 @@ class Runner:
         self.on_batch: Callable[[RunnerMethod, int], None] | None = None
         # (method, extra model calls, requests that failed alone), after a failed batch was isolated
         self.on_isolate: Callable[[RunnerMethod, int, int], None] | None = None
+        # set by a server: whether the current request is the only one it has under way
+        self.alone: Callable[[], bool] | None = None
         #: what the model accepts (``mlpack.contract.InputContract``), or None when not recorded
         self.input_contract: InputContract | None = model.input_contract
         self._runnable: Mapping[str, Callable[..., Any]] | None = None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import ServeOptions
 from .endpoint import ASGIEndpoint, json_response, make_endpoint
-from .exceptions import ConfigError, ServiceUnavailable
+from .exceptions import ConfigError, ServeError, ServiceUnavailable
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -281,10 +281,28 @@ def serve(options: ServeOptions) -> None:
         )
         return
     try:
-        uvicorn.run(build_app(loaded.service, options), **common)
+        app = build_app(loaded.service, options)
+        server = uvicorn.Server(uvicorn.Config(app, **common))
+        watch_requests(loaded.service, server)
+        server.run()
     finally:
         if reserved is not None:
             reserved.close()
+    if not server.started:  # uvicorn logged why (e.g. the port is taken)
+        raise ServeError(f"the server did not start on {options.host}:{options.port}; see the log above")
+
+
+def watch_requests(service: Service, server: Any) -> None:
+    """Tell the runners of ``service`` whether a request is alone in ``server`` (uvicorn's
+    tasks: one per request under way, made as soon as its headers are in), for the batcher's
+    inline policy."""
+    tasks = server.server_state.tasks
+
+    def alone() -> bool:
+        return len(tasks) <= 1
+
+    for runner in service.runners:
+        runner.alone = alone
 
 
 def _reserve_port(host: str) -> tuple[socket.socket, int]:

@@ -184,3 +184,22 @@ def test_the_batch_check_refuses_only_the_requests_with_bad_values() -> None:
     # the bad ones, one for the four good ones: the model saw only good rows
     assert scans == [1, 6, 1, 1, 1, 1, 1, 1, 4]
     assert model.calls[-1][1] == 4
+
+
+def test_with_the_servers_word_a_request_alone_is_answered_without_a_hop() -> None:
+    model = Model()
+    others = {"under way": 0}
+
+    async def main() -> None:
+        b = AdaptiveBatcher(model, inline_max_ms=50, alone=lambda: others["under way"] == 0)
+        await one_by_one(b, 3)  # the evidence, in the thread
+        call = b.submit(rows(1))
+        with pytest.raises(StopIteration) as done:  # answered before it ever suspends
+            call.send(None)
+        assert np.array_equal(done.value.value, rows(1) * 2)
+        others["under way"] = 1  # another request is being handled: the model thread, even when idle
+        await one_by_one(b, 2)
+        await b.close()
+
+    asyncio.run(main())
+    assert model.on_loop() == [False] * 3 + [True] + [False] * 2
