@@ -388,7 +388,8 @@ class AdaptiveBatcher:
                 batch = self._take()
                 # The driver's first step comes after the tasks that were ready when it was
                 # made: requests that arrived together are all queued by now.
-                if len(batch) == 1 and not self._queue and self._may_inline(batch[0].rows) and (self._alone is None or self._alone()):
+                alone = len(batch) == 1 and not self._queue and (self._alone is None or self._alone())
+                if alone and self._may_inline(batch[0].rows):
                     self._run_inline(batch[0])
                 elif batch:
                     await self._run(batch)
