@@ -53,11 +53,17 @@ def test_batching_precedence_per_runner(tmp_path: Path, home: Path, iris_svc) ->
     other = model.to_runner(name="other")
     config = _file(
         tmp_path,
-        {"runners": {"batching": {"max_batch_size": 64, "max_latency_ms": 200}, "iris_clf": {"batching": {"max_batch_size": 4}}}},
+        {
+            "runners": {
+                "batching": {"max_batch_size": 64, "max_latency_ms": 200, "inline_max_ms": 0.5},
+                "iris_clf": {"batching": {"max_batch_size": 4, "inline_max_ms": 0}},
+            }
+        },
     )
     opts = resolve_serve_options("t", config=config, env={})
-    assert opts.batching_for(runner) == BatchingOptions(enabled=True, max_batch_size=4, max_latency_ms=50)
-    assert opts.batching_for(other) == BatchingOptions(enabled=True, max_batch_size=64, max_latency_ms=200)
+    assert opts.batching_for(runner) == BatchingOptions(enabled=True, max_batch_size=4, max_latency_ms=50, inline_max_ms=0)
+    assert opts.batching_for(other) == BatchingOptions(enabled=True, max_batch_size=64, max_latency_ms=200, inline_max_ms=0.5)
+    assert resolve_serve_options("t", env={}).batching_for(other).inline_max_ms == 1.0  # the default
     flat = resolve_serve_options("t", config=_file(tmp_path, {"runners": {"other": {"enabled": False}}}), env={})
     assert flat.batching_for(other).enabled is False
 
