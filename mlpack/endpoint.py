@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import sys
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from .exceptions import BadInput, MlpackError, ServiceUnavailable
 if TYPE_CHECKING:
     from starlette.responses import Response
 
+    from .deadlines import Deadlines
     from .errorlog import ErrorLog
     from .service import API
 
@@ -97,16 +97,17 @@ async def _receive_body(receive: Any, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-if sys.version_info >= (3, 11):
-
-    async def _call_with_timeout(api: API, value: Any, timeout: float) -> Any:
-        async with asyncio.timeout(timeout):  # a timer handle, no extra task (unlike wait_for)
-            return await api.call(value)
-
-else:  # pragma: no cover - Python 3.10
-
-    async def _call_with_timeout(api: API, value: Any, timeout: float) -> Any:
-        return await asyncio.wait_for(api.call(value), timeout)
+async def _call_with_timeout(api: API, value: Any, deadlines: Deadlines) -> Any:
+    """``api.call(value)`` within the server's time limit: TimeoutError past it."""
+    task = deadlines.enter()
+    try:
+        return await api.call(value)
+    except asyncio.CancelledError:
+        if deadlines.expired(task):
+            raise asyncio.TimeoutError from None
+        raise
+    finally:
+        deadlines.leave(task)
 
 
 def _media_header(media_type: str) -> bytes:
@@ -142,9 +143,7 @@ def make_endpoint(api: API, state: Any) -> Any:
     metrics = state.metrics
     errors = getattr(state, "errors", None)
     meter = metrics.meter(api.route, "native") if metrics is not None else None
-    from .deadlines import Deadlines
-
-    deadlines = Deadlines(timeout)
+    deadlines = state.deadlines
     inp, out = api.input, api.output
     raw_input = type(inp).from_http_request is IODescriptor.from_http_request
     raw_output = type(out).to_http_response is IODescriptor.to_http_response
@@ -176,7 +175,7 @@ def make_endpoint(api: API, state: Any) -> Any:
             if not state.ready:
                 await state.wait_loaded(timeout)
             value = await read_input(scope, receive)
-            task = deadlines.enter()
+            task = deadlines.enter()  # _call_with_timeout, written out: the hot path saves a coroutine
             try:
                 result = await api.call(value)
             except asyncio.CancelledError:

@@ -56,6 +56,9 @@ class _State:
         from .errorlog import ErrorLog
 
         self.errors = ErrorLog(log)  # per app: tracebacks once per kind of error, then counts
+        from .deadlines import Deadlines
+
+        self.deadlines = Deadlines(options.timeout)  # every API call of every protocol
         if options.metrics_enabled:
             from .metrics import Metrics
 
