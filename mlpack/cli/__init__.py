@@ -15,17 +15,11 @@ import typer
 
 from .. import __version__
 from ..exceptions import MlpackError
+from .apps import new_app
 from .entries import make_entry_app
 from .output import error_line
 
-app = typer.Typer(
-    name="mlpack",
-    help="Save, serve, run and containerize ML models.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+app = new_app("Save, serve, run and containerize ML models.", name="mlpack")
 app.add_typer(make_entry_app("models"), name="models", help="Manage models in the local store.")
 app.add_typer(make_entry_app("bundles"), name="bundles", help="Manage built bundles in the local store.")
 
@@ -35,7 +29,7 @@ def sub_app(name: str, help_text: str) -> typer.Typer:
     for info in app.registered_groups:
         if info.name == name and info.typer_instance is not None:
             return info.typer_instance
-    sub = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+    sub = new_app()
     app.add_typer(sub, name=name, help=help_text)
     return sub
 

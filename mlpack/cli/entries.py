@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from .apps import new_app
 from .output import emit, human_size, info_line, local_time, parse_labels, table, write_stdout
 
 
@@ -41,7 +42,7 @@ def _summary(kind: str, entry: Any) -> dict[str, Any]:
 def make_entry_app(kind: str) -> typer.Typer:
     noun = kind[:-1]
     what_loads = "its pickled files" if kind == "models" else "its code and its models' pickled files"
-    sub = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+    sub = new_app()
 
     @sub.command("list")
     def list_(
@@ -113,7 +114,7 @@ def make_entry_app(kind: str) -> typer.Typer:
     def export(
         tag: str = typer.Argument(..., help=f"{noun} tag: name[:version]."),
         path: str = typer.Argument(
-            None, help="Archive file to write, or a directory (existing, or ending in /) to write it into. \\[default: .]"
+            None, help="Archive file to write, or a directory (existing, or ending in /) to write it into. [default: .]"
         ),
     ) -> None:
         written = _api(kind).export(tag, path)

@@ -13,8 +13,8 @@ import typer
 from . import app, sub_app
 from .output import emit, human_size, info_line, local_time, parse_labels, table
 
-HUB_OPT = typer.Option(None, "--hub", help="Hub URL. \\[default: $MLPACK_HUB_URL, else `mlpack hub login`]")
-TOKEN_OPT = typer.Option(None, "--token", help="Hub token. \\[default: $MLPACK_HUB_TOKEN, else `mlpack hub login`]")
+HUB_OPT = typer.Option(None, "--hub", help="Hub URL. [default: $MLPACK_HUB_URL, else `mlpack hub login`]")
+TOKEN_OPT = typer.Option(None, "--token", help="Hub token. [default: $MLPACK_HUB_TOKEN, else `mlpack hub login`]")
 
 
 hub_app = sub_app("hub", "Run a team hub, or log in to one and list what it holds.")
