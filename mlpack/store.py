@@ -12,7 +12,6 @@ import errno
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +27,7 @@ from .yamlio import load_yaml
 if TYPE_CHECKING:
     from .archive import Limits
 
-# hashlib, tarfile and .archive load where they are used: `mlpack models list` needs none of them
+# hashlib, tarfile, tempfile and .archive load where they are used: `mlpack models list` needs none of them
 
 _STALE_SECONDS = 24 * 3600  # for what .tmp holds without a lock (an older mlpack's)
 # errors of the store's disk while staging; anything else is the caller's own error
@@ -87,6 +86,8 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
 
     The file is created 0600 (store metadata); ``mode`` sets another.
     """
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -1,13 +1,19 @@
-"""Typer apps for ``mlpack``'s command groups, with help that needs no rich.
+"""Typer apps for ``mlpack``'s commands, made to start fast.
 
 Typer formats help with rich when rich is installed; importing its help renderer (rich's
 markdown, syntax and traceback modules) costs more than the rest of ``mlpack --help`` together.
 Every app here uses click's plain help instead. Tables and progress bars still use rich: they
 import it inside the commands that show them.
+
+The root group is lazy (click's lazy-loading group pattern): it lists its commands from a
+table of names, modules and one-line helps, and imports a command's module and turns its
+functions into click commands only when that command runs or shows its own help.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import typer
@@ -55,3 +61,50 @@ def new_app(help: str | None = None, **options: Any) -> typer.Typer:
         **options,
     }
     return typer.Typer(**settings)
+
+
+class _Loaded(Mapping[str, Any]):
+    """A lazy group's commands by name: a module is imported on the first look-up of one of its own."""
+
+    def __init__(self, table: Mapping[str, tuple[str, str]], package: str) -> None:
+        self._table = table
+        self._package = package
+        self._groups: dict[str, Any] = {}  # module name -> the click group of its ``cli`` app
+
+    def __getitem__(self, name: str) -> Any:
+        module_name = self._table[name][0]
+        if module_name not in self._groups:
+            module = importlib.import_module(f".{module_name}", self._package)
+            self._groups[module_name] = typer.main.get_group(module.cli)
+        return self._groups[module_name].commands[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+class LazyGroup(Group):
+    """A group whose commands are listed from ``table`` and loaded from their module on first use.
+
+    ``table`` maps each command's name to the module (in ``package``) whose ``cli`` app defines
+    it and to its one-line help, which the listing shows without importing anything.
+    """
+
+    table: Mapping[str, tuple[str, str]] = {}
+    package = ""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _Loaded(self.table, self.package)  # type: ignore[assignment]
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.table)
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        return self.commands[name] if name in self.table else None
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_text) for name, (_, help_text) in self.table.items()])

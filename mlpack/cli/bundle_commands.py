@@ -9,11 +9,13 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .apps import new_app
 from .output import info_line, parse_labels
 
+cli = new_app()  # `mlpack` lists these from its COMMANDS table
 
-@app.command()
+
+@cli.command()
 def build(
     path: Path = typer.Argument(Path("."), help="Build context: the project directory."),
     build_file: Optional[Path] = typer.Option(None, "-f", "--file", help="mlpackfile to use. [default: PATH/mlpackfile.yaml]"),
@@ -40,7 +42,7 @@ def build(
     sys.stdout.write(f"{bundle.tag}\n")
 
 
-@app.command()
+@cli.command()
 def containerize(
     tag: str = typer.Argument(..., help="Bundle tag or bundle directory."),
     image: Optional[str] = typer.Option(None, "-t", "--image-tag", help="Image name. [default: the bundle's name:version]"),

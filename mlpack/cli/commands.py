@@ -7,10 +7,12 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .apps import new_app
+
+cli = new_app()  # `mlpack` lists these from its COMMANDS table
 
 
-@app.command()
+@cli.command()
 def serve(
     target: str = typer.Argument(
         None, help="Bundle tag, bundle directory, or module.py:svc. [default: the service of ./mlpackfile.yaml]"
@@ -67,7 +69,7 @@ def _default_target(working_dir: str | None) -> str:
     raise ConfigError("no target given and no mlpackfile.yaml here; pass a bundle tag or module.py:svc")
 
 
-@app.command()
+@cli.command()
 def run(
     args: list[str] = typer.Argument(
         ...,

@@ -8,11 +8,11 @@ from typing import Optional
 
 import typer
 
-from . import app
 from .apps import new_app
 
-deploy_app = new_app("Write deployment manifests for a bundle.")
-app.add_typer(deploy_app, name="deploy")
+cli = new_app()
+deploy_app = new_app()
+cli.add_typer(deploy_app, name="deploy", help="Write deployment manifests for a bundle.")
 
 
 @deploy_app.command("kubernetes")

@@ -1,4 +1,4 @@
-"""``mlpack models ...`` and ``mlpack bundles ...``: one command set over two kinds of entry."""
+"""``mlpack models ...`` and ``mlpack bundles ...``: one command set over two kinds of entry (and push/pull)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from .apps import new_app
+from .hub_client_commands import add_transfer_commands
 from .output import emit, human_size, info_line, local_time, parse_labels, table, write_stdout
 
 
@@ -146,6 +147,17 @@ def make_entry_app(kind: str) -> typer.Typer:
         else "Trust a bundle (e.g. an imported one): its src/ may run and its models' pickles may load."
     )
     return sub
+
+
+def _group(kind: str) -> typer.Typer:
+    sub = make_entry_app(kind)
+    add_transfer_commands(kind, sub)
+    return sub
+
+
+cli = new_app()  # `mlpack` lists these from its COMMANDS table
+cli.add_typer(_group("models"), name="models", help="Manage models in the local store.")
+cli.add_typer(_group("bundles"), name="bundles", help="Manage built bundles in the local store.")
 
 
 def _nothing_listed(kind: str, name: str | None, labels: dict[str, str]) -> str:

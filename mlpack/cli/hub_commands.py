@@ -1,4 +1,4 @@
-"""Server side of the team hub: ``mlpack hub serve`` and ``mlpack hub token create|list|revoke``."""
+"""The ``mlpack hub`` group: the server's ``serve`` and ``token create|list|revoke``, and the client's commands."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ from typing import Any, Optional
 
 import typer
 
-from . import sub_app
 from .apps import new_app
+from .hub_client_commands import add_client_commands
 from .output import emit, table
 
-hub_app = sub_app("hub", "Run a team hub, or log in to one and list what it holds.")
+cli = new_app()
+hub_app = new_app()
+cli.add_typer(hub_app, name="hub", help="Run a team hub, or log in to one and list what it holds.")
+add_client_commands(hub_app)
 token_app = new_app()
 hub_app.add_typer(token_app, name="token", help="Create, list and revoke the hub's API tokens.")
 
