@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from .archive import Limits
 from .exceptions import ArchiveError, IntegrityError, StorageError, Untrusted
 from .fsutil import os_error
 from .provenance import Provenance, read_provenance, write_provenance
@@ -235,6 +234,8 @@ class Catalog(Generic[E]):
 
         if provenance is None:
             provenance = Provenance.new("imported", trusted=trust, source=str(Path(path).resolve()))
+        from .archive import Limits
+
         limits = Limits(max_bytes=settings.import_max_bytes, max_members=settings.import_max_members)
         tag = self.store(settings).import_archive(Path(path), validate, provenance=provenance, limits=limits)
         return self.get(tag, settings)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -73,6 +72,8 @@ def atomic_output(path: str | Path, binary: bool = True) -> Iterator[IO[Any]]:
         with special:
             yield _Guarded(special, path)  # type: ignore[misc]
         return
+    import secrets  # not at import time: it loads hmac and OpenSSL
+
     tmp = fd = None
     for _ in range(16):
         candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")

@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +57,8 @@ def staging_dir(tmp_root: Path, prefix: str) -> Iterator[Path]:
     The lock is taken before the directory exists (under a temporary name, then linked to
     ``<dir>.lock``), so that a cleaner never sees a live writer's directory without a held lock.
     """
+    import tempfile  # not at import time: listing the store never stages
+
     while True:
         fd, init = tempfile.mkstemp(dir=tmp_root, prefix=prefix, suffix=_INIT_SUFFIX)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import shutil
-import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .archive import Limits, extract, unsafe_path
 from .exceptions import AlreadyExists, AmbiguousTag, ArchiveError, IntegrityError, NotFound, StorageError
 from .fsutil import os_error, reason
 from .provenance import FILENAME as PROVENANCE
@@ -26,6 +23,11 @@ from .provenance import Provenance, write_provenance
 from .staging import clean_stale, staging_dir
 from .tag import LATEST, Tag, new_version
 from .yamlio import load_yaml
+
+if TYPE_CHECKING:
+    from .archive import Limits
+
+# hashlib, tarfile, tempfile and .archive load where they are used: `mlpack models list` needs none of them
 
 _STALE_SECONDS = 24 * 3600  # for what .tmp holds without a lock (an older mlpack's)
 # errors of the store's disk while staging; anything else is the caller's own error
@@ -35,6 +37,8 @@ _CHUNK = 1 << 20
 
 def sha256_file(path: Path, fsync: bool = False) -> str:
     """The file's sha256; with ``fsync``, also flush it to disk (one open for both)."""
+    import hashlib
+
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
@@ -57,6 +61,8 @@ def hash_tree(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, str]:
 
 
 def verify_files(root: Path, files: dict[str, str], what: str) -> None:
+    from .archive import unsafe_path
+
     for rel, expected in files.items():
         problem = unsafe_path(rel)
         if problem:
@@ -80,6 +86,8 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
 
     The file is created 0600 (store metadata); ``mode`` sets another.
     """
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -304,6 +312,8 @@ class Store:
     # -- archives --------------------------------------------------------------------------
     def export(self, tag: Tag, dest: Path) -> Path:
         """Write the entry as a tar.gz at ``dest``, atomically (an older archive is replaced whole)."""
+        import tarfile
+
         from .fsutil import atomic_output
 
         dest = Path(dest)
@@ -328,6 +338,8 @@ class Store:
         Only the manifest and the files it records are unpacked, within ``limits``;
         ``read_manifest(staged)`` checks the unpacked entry (hashes included) and returns its tag.
         """
+        from .archive import Limits, extract
+
         archive = Path(archive)
         if not archive.is_file():
             raise ArchiveError(f"archive {archive} does not exist")

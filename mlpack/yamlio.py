@@ -7,13 +7,9 @@ reuses a node is an error, not a value. Anchors alone are harmless and allowed.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
-
-import yaml
-
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # manifests, configs and provenance are small; a file past this is refused unread
 MAX_BYTES = 4 << 20
@@ -23,19 +19,32 @@ class YAMLSyntaxError(ValueError):
     """Unparsable YAML, as a ValueError so that callers handle it with other bad values."""
 
 
-class _NoAliasLoader(_Base):  # type: ignore[misc, valid-type]
-    """A safe loader (C parser when available) that refuses aliases.
+@functools.cache
+def _classes() -> tuple[Any, Any, Any]:
+    """The safe loader, the alias-refusing loader and the dumper, made on first use.
 
-    The composer, C or Python, hands an alias over as the very node it refers to, so a node
-    constructed twice is an alias; recursive aliases are caught the same way.
+    PyYAML is imported here, not with the module: the store's listing index is JSON, so
+    ``mlpack models list`` parses no YAML once the index is fresh and needs none of it.
     """
+    import yaml
 
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        if node in self.constructed_objects or node in self.recursive_objects:
-            raise yaml.constructor.ConstructorError(
-                None, None, "YAML aliases (*name) are not allowed here; write the value out", node.start_mark
-            )
-        return super().construct_object(node, deep)
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class NoAliasLoader(base):  # type: ignore[misc, valid-type]
+        """A safe loader (C parser when available) that refuses aliases.
+
+        The composer, C or Python, hands an alias over as the very node it refers to, so a
+        node constructed twice is an alias; recursive aliases are caught the same way.
+        """
+
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            if node in self.constructed_objects or node in self.recursive_objects:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "YAML aliases (*name) are not allowed here; write the value out", node.start_mark
+                )
+            return super().construct_object(node, deep)
+
+    return base, NoAliasLoader, getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
@@ -56,7 +65,10 @@ def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
 
 def loads_yaml(text: Any) -> Any:
     # an alias is always written `*name`: text without a `*` takes the plain C loader, unchecked
-    loader = _Base if isinstance(text, str) and "*" not in text else _NoAliasLoader
+    import yaml
+
+    base, no_alias, _ = _classes()
+    loader = base if isinstance(text, str) and "*" not in text else no_alias
     try:
         return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
@@ -64,7 +76,9 @@ def loads_yaml(text: Any) -> Any:
 
 
 def dumps_yaml(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    import yaml
+
+    return yaml.dump(data, Dumper=_classes()[2], sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
 def dump_yaml(data: Any, path: Path) -> None:

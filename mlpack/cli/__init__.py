@@ -1,7 +1,8 @@
 """The ``mlpack`` command: a thin layer that turns library calls into output and exit codes.
 
-Each command imports what it needs inside its function, so ``mlpack --help`` and
-``mlpack models list`` never load numpy, pandas, sklearn or the web stack.
+Commands load lazily at two depths: a command's module is imported only when that command
+runs (``COMMANDS`` below), and each command imports what it needs inside its function, so
+``mlpack --help`` and ``mlpack models list`` never load numpy, pandas, sklearn or the web stack.
 """
 
 from __future__ import annotations
@@ -15,29 +16,35 @@ import typer
 
 from .. import __version__
 from ..exceptions import MlpackError
-from .entries import make_entry_app
+from .apps import LazyGroup, new_app
 from .output import error_line
 
-app = typer.Typer(
-    name="mlpack",
-    help="Save, serve, run and containerize ML models.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(make_entry_app("models"), name="models", help="Manage models in the local store.")
-app.add_typer(make_entry_app("bundles"), name="bundles", help="Manage built bundles in the local store.")
+# What `mlpack --help` lists, in this order: the module whose ``cli`` app defines each command
+# (imported only when the command runs or shows its own help) and the command's one-line help
+# (tests/test_imports.py checks that it is the command's own).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "build": ("bundle_commands", "Build a bundle from a project and its stored models."),
+    "containerize": (
+        "bundle_commands",
+        "Build a container image from a bundle (the bundle directory is the build context).",
+    ),
+    "serve": ("commands", "Serve a service over HTTP."),
+    "run": ("commands", "Run an API offline over --input text or an --input-file, without a server."),
+    "push": ("hub_client_commands", "Push a bundle and its models to the team hub (same as `mlpack bundles push`)."),
+    "pull": ("hub_client_commands", "Pull a bundle and its models from the team hub (same as `mlpack bundles pull`)."),
+    "models": ("entries", "Manage models in the local store."),
+    "bundles": ("entries", "Manage built bundles in the local store."),
+    "deploy": ("deploy_commands", "Write deployment manifests for a bundle."),
+    "hub": ("hub_commands", "Run a team hub, or log in to one and list what it holds."),
+}
 
 
-def sub_app(name: str, help_text: str) -> typer.Typer:
-    """The sub-app ``name`` of ``mlpack`` (``hub``: server and client commands share it), made once."""
-    for info in app.registered_groups:
-        if info.name == name and info.typer_instance is not None:
-            return info.typer_instance
-    sub = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
-    app.add_typer(sub, name=name, help=help_text)
-    return sub
+class _Root(LazyGroup):
+    table = COMMANDS
+    package = __name__
+
+
+app = new_app("Save, serve, run and containerize ML models.", name="mlpack", cls=_Root)
 
 
 def _version(value: bool) -> None:
@@ -54,11 +61,6 @@ def _root(
     """mlpack: a small, fast ML lifecycle toolkit."""
 
 
-def _register_commands() -> None:
-    # imported for their side effect of adding commands to ``app``; each keeps heavy imports lazy
-    from . import bundle_commands, commands, deploy_commands, hub_client_commands, hub_commands  # noqa: F401
-
-
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     sys.stderr.write(f"warning: {message}\n")
 
@@ -67,7 +69,6 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("MLPACK_DEBUG", "") not in ("", "0", "false")
     warnings.showwarning = _show_warning
-    _register_commands()
     try:
         try:
             app(args=args, prog_name="mlpack")

@@ -9,19 +9,21 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .apps import new_app
 from .output import info_line, parse_labels
 
+cli = new_app()  # `mlpack` lists these from its COMMANDS table
 
-@app.command()
+
+@cli.command()
 def build(
     path: Path = typer.Argument(Path("."), help="Build context: the project directory."),
-    build_file: Optional[Path] = typer.Option(None, "-f", "--file", help="mlpackfile to use. \\[default: PATH/mlpackfile.yaml]"),
-    version: Optional[str] = typer.Option(None, "--version", help="Bundle version. \\[default: generated]"),
+    build_file: Optional[Path] = typer.Option(None, "-f", "--file", help="mlpackfile to use. [default: PATH/mlpackfile.yaml]"),
+    version: Optional[str] = typer.Option(None, "--version", help="Bundle version. [default: generated]"),
     label: list[str] = typer.Option(None, "--label", help="Extra label key=value (repeatable)."),
     output: str = typer.Option("default", "-o", "--output", help="default (a summary) or tag (just the tag)."),
     wheels: Optional[bool] = typer.Option(
-        None, "--wheels/--no-wheels", help="Vendor every wheel the image needs into the bundle. \\[default: docker.wheels]"
+        None, "--wheels/--no-wheels", help="Vendor every wheel the image needs into the bundle. [default: docker.wheels]"
     ),
 ) -> None:
     """Build a bundle from a project and its stored models."""
@@ -40,14 +42,14 @@ def build(
     sys.stdout.write(f"{bundle.tag}\n")
 
 
-@app.command()
+@cli.command()
 def containerize(
     tag: str = typer.Argument(..., help="Bundle tag or bundle directory."),
-    image: Optional[str] = typer.Option(None, "-t", "--image-tag", help="Image name. \\[default: the bundle's name:version]"),
+    image: Optional[str] = typer.Option(None, "-t", "--image-tag", help="Image name. [default: the bundle's name:version]"),
     backend: Optional[str] = typer.Option(
         None,
         "--backend",
-        help="docker, podman or buildah (env MLPACK_CONTAINERIZE_BACKEND). \\[default: the first one installed]",
+        help="docker, podman or buildah (env MLPACK_CONTAINERIZE_BACKEND). [default: the first one installed]",
     ),
     build_arg: list[str] = typer.Option(None, "--build-arg", help="Build argument key=value (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the build command instead of running it."),

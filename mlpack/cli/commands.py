@@ -7,23 +7,25 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .apps import new_app
+
+cli = new_app()  # `mlpack` lists these from its COMMANDS table
 
 
-@app.command()
+@cli.command()
 def serve(
     target: str = typer.Argument(
-        None, help="Bundle tag, bundle directory, or module.py:svc. \\[default: the service of ./mlpackfile.yaml]"
+        None, help="Bundle tag, bundle directory, or module.py:svc. [default: the service of ./mlpackfile.yaml]"
     ),
-    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (env MLPACK_HOST). \\[default: 127.0.0.1]"),
+    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (env MLPACK_HOST). [default: 127.0.0.1]"),
     port: Optional[int] = typer.Option(
-        None, "--port", "-p", min=0, max=65535, help="TCP port, 0 to pick a free one (env MLPACK_PORT). \\[default: 3000]"
+        None, "--port", "-p", min=0, max=65535, help="TCP port, 0 to pick a free one (env MLPACK_PORT). [default: 3000]"
     ),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes (env MLPACK_WORKERS). \\[default: 1]"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes (env MLPACK_WORKERS). [default: 1]"),
     production: bool = typer.Option(False, "--production", help="One worker per CPU unless --workers is given."),
     reload: bool = typer.Option(False, "--reload", help="Restart when source files change (development)."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config file (env MLPACK_CONFIG)."),
-    working_dir: Optional[str] = typer.Option(None, "--working-dir", help="Where module.py targets are found. \\[default: .]"),
+    working_dir: Optional[str] = typer.Option(None, "--working-dir", help="Where module.py targets are found. [default: .]"),
     auth_token_file: Optional[str] = typer.Option(
         None,
         "--auth-token-file",
@@ -67,7 +69,7 @@ def _default_target(working_dir: str | None) -> str:
     raise ConfigError("no target given and no mlpackfile.yaml here; pass a bundle tag or module.py:svc")
 
 
-@app.command()
+@cli.command()
 def run(
     args: list[str] = typer.Argument(
         ...,
@@ -81,28 +83,28 @@ def run(
     input_text: Optional[str] = typer.Option(None, "--input", help="One input as text (JSON unless --format)."),
     input_file: Optional[str] = typer.Option(None, "--input-file", help="A csv, json, jsonl or parquet file of rows."),
     output_file: Optional[str] = typer.Option(
-        None, "--output-file", help="Write results here: .json, .jsonl, .csv, .txt or .parquet. \\[default: stdout]"
+        None, "--output-file", help="Write results here: .json, .jsonl, .csv, .txt or .parquet. [default: stdout]"
     ),
     fmt: Optional[str] = typer.Option(
-        None, "--format", help="Input format: csv, json, jsonl or parquet. \\[default: from the extension]"
+        None, "--format", help="Input format: csv, json, jsonl or parquet. [default: from the extension]"
     ),
     output: Optional[str] = typer.Option(
-        None, "-o", "--output", help="json, jsonl, csv or table. \\[default: from --output-file, else json]"
+        None, "-o", "--output", help="json, jsonl, csv or table. [default: from --output-file, else json]"
     ),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Rows per chunk. \\[default: 50000]"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Rows per chunk. [default: 50000]"),
     working_dir: Optional[str] = typer.Option(
         None, "--working-dir", help="Where module.py targets and mlpackfile.yaml are found."
     ),
     engine: str = typer.Option("local", "--engine", help="local (this process) or dask (partitions on Dask workers)."),
     scheduler: Optional[str] = typer.Option(
-        None, "--scheduler", help="Dask scheduler tcp://HOST:PORT (env MLPACK_DASK_SCHEDULER). \\[default: a local cluster]"
+        None, "--scheduler", help="Dask scheduler tcp://HOST:PORT (env MLPACK_DASK_SCHEDULER). [default: a local cluster]"
     ),
     dask_workers: Optional[int] = typer.Option(
-        None, "--workers", min=1, help="Worker processes of the local Dask cluster. \\[default: one per CPU]"
+        None, "--workers", min=1, help="Worker processes of the local Dask cluster. [default: one per CPU]"
     ),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Dask: write one part file per partition here."),
     partition_size: Optional[int] = typer.Option(
-        None, "--partition-size", min=1, help="Dask: bytes of input per partition. \\[default: a few per worker]"
+        None, "--partition-size", min=1, help="Dask: bytes of input per partition. [default: a few per worker]"
     ),
 ) -> None:
     """Run an API offline over --input text or an --input-file, without a server."""

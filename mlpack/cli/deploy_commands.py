@@ -8,10 +8,11 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .apps import new_app
 
-deploy_app = typer.Typer(help="Write deployment manifests for a bundle.", no_args_is_help=True)
-app.add_typer(deploy_app, name="deploy")
+cli = new_app()
+deploy_app = new_app()
+cli.add_typer(deploy_app, name="deploy", help="Write deployment manifests for a bundle.")
 
 
 @deploy_app.command("kubernetes")
@@ -20,11 +21,11 @@ def kubernetes(
     image: str = typer.Option(..., "--image", help="The image `mlpack containerize` built, as the cluster pulls it."),
     output: str = typer.Option("-", "-o", "--output", help="File to write, or - for stdout."),
     replicas: int = typer.Option(1, "--replicas", help="Replicas, and the autoscaler's minimum."),
-    max_replicas: Optional[int] = typer.Option(None, "--max-replicas", help="Autoscaler maximum. \\[default: max(replicas, 3)]"),
+    max_replicas: Optional[int] = typer.Option(None, "--max-replicas", help="Autoscaler maximum. [default: max(replicas, 3)]"),
     cpu: str = typer.Option("500m", "--cpu", help="CPU request and limit per pod."),
     memory: str = typer.Option("1Gi", "--memory", help="Memory request and limit per pod."),
     port: int = typer.Option(3000, "--port", help="Port the server listens on and the Service exposes."),
-    namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace of every object. \\[default: none set]"),
+    namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace of every object. [default: none set]"),
     config: Optional[Path] = typer.Option(None, "--config", help="mlpack config file to ship as a ConfigMap."),
 ) -> None:
     """Write a Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget (YAML)."""

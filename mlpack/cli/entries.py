@@ -1,4 +1,4 @@
-"""``mlpack models ...`` and ``mlpack bundles ...``: one command set over two kinds of entry."""
+"""``mlpack models ...`` and ``mlpack bundles ...``: one command set over two kinds of entry (and push/pull)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from .apps import new_app
+from .hub_client_commands import add_transfer_commands
 from .output import emit, human_size, info_line, local_time, parse_labels, table, write_stdout
 
 
@@ -41,7 +43,7 @@ def _summary(kind: str, entry: Any) -> dict[str, Any]:
 def make_entry_app(kind: str) -> typer.Typer:
     noun = kind[:-1]
     what_loads = "its pickled files" if kind == "models" else "its code and its models' pickled files"
-    sub = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+    sub = new_app()
 
     @sub.command("list")
     def list_(
@@ -113,7 +115,7 @@ def make_entry_app(kind: str) -> typer.Typer:
     def export(
         tag: str = typer.Argument(..., help=f"{noun} tag: name[:version]."),
         path: str = typer.Argument(
-            None, help="Archive file to write, or a directory (existing, or ending in /) to write it into. \\[default: .]"
+            None, help="Archive file to write, or a directory (existing, or ending in /) to write it into. [default: .]"
         ),
     ) -> None:
         written = _api(kind).export(tag, path)
@@ -145,6 +147,17 @@ def make_entry_app(kind: str) -> typer.Typer:
         else "Trust a bundle (e.g. an imported one): its src/ may run and its models' pickles may load."
     )
     return sub
+
+
+def _group(kind: str) -> typer.Typer:
+    sub = make_entry_app(kind)
+    add_transfer_commands(kind, sub)
+    return sub
+
+
+cli = new_app()  # `mlpack` lists these from its COMMANDS table
+cli.add_typer(_group("models"), name="models", help="Manage models in the local store.")
+cli.add_typer(_group("bundles"), name="bundles", help="Manage built bundles in the local store.")
 
 
 def _nothing_listed(kind: str, name: str | None, labels: dict[str, str]) -> str:

@@ -10,14 +10,13 @@ from typing import Any, Optional
 
 import typer
 
-from . import app, sub_app
+from .apps import new_app
 from .output import emit, human_size, info_line, local_time, parse_labels, table
 
-HUB_OPT = typer.Option(None, "--hub", help="Hub URL. \\[default: $MLPACK_HUB_URL, else `mlpack hub login`]")
-TOKEN_OPT = typer.Option(None, "--token", help="Hub token. \\[default: $MLPACK_HUB_TOKEN, else `mlpack hub login`]")
+HUB_OPT = typer.Option(None, "--hub", help="Hub URL. [default: $MLPACK_HUB_URL, else `mlpack hub login`]")
+TOKEN_OPT = typer.Option(None, "--token", help="Hub token. [default: $MLPACK_HUB_TOKEN, else `mlpack hub login`]")
 
-
-hub_app = sub_app("hub", "Run a team hub, or log in to one and list what it holds.")
+cli = new_app()  # `mlpack push|pull`; the hub and entry groups add the other commands here
 
 
 def _home() -> Path:
@@ -93,7 +92,8 @@ def _pull(kind: str, tag: str, url: Optional[str], token: Optional[str]) -> None
     sys.stdout.write(f"{moved[-1].tag}\n")
 
 
-def _add_transfer_commands(kind: str, sub: typer.Typer) -> None:
+def add_transfer_commands(kind: str, sub: typer.Typer) -> None:
+    """``mlpack models|bundles push|pull``."""
     noun = kind[:-1]
 
     def push_cmd(tag: str = typer.Argument(..., help=f"{noun} tag"), hub: Optional[str] = HUB_OPT,
@@ -113,25 +113,20 @@ def _add_transfer_commands(kind: str, sub: typer.Typer) -> None:
     sub.command("pull")(pull_cmd)
 
 
-_add_transfer_commands("models", sub_app("models", "Manage models in the local store."))
-_add_transfer_commands("bundles", sub_app("bundles", "Manage built bundles in the local store."))
-
-
-@app.command("push")
+@cli.command("push")
 def push_bundle(tag: str = typer.Argument(..., help="bundle tag"), hub: Optional[str] = HUB_OPT,
                 token: Optional[str] = TOKEN_OPT) -> None:
     """Push a bundle and its models to the team hub (same as `mlpack bundles push`)."""
     _push("bundles", tag, hub, token)
 
 
-@app.command("pull")
+@cli.command("pull")
 def pull_bundle(tag: str = typer.Argument(..., help="bundle tag"), hub: Optional[str] = HUB_OPT,
                 token: Optional[str] = TOKEN_OPT) -> None:
     """Pull a bundle and its models from the team hub (same as `mlpack bundles pull`)."""
     _pull("bundles", tag, hub, token)
 
 
-@hub_app.command("login")
 def login(
     url: str = typer.Argument(..., help="Hub URL, e.g. http://127.0.0.1:3100"),
     token: str = typer.Option(..., "--token", help="A token from `mlpack hub token create`."),
@@ -150,7 +145,6 @@ def login(
     info_line(f"logged in to {settings.url} as {me.get('name')} ({rights}{trusted}); saved in {path}")
 
 
-@hub_app.command("logout")
 def logout() -> None:
     """Forget the saved hub login."""
     from ..hub.client_config import forget_login
@@ -158,7 +152,6 @@ def logout() -> None:
     info_line("logged out" if forget_login(_home()) else "not logged in; nothing to do")
 
 
-@hub_app.command("list")
 def list_hub(
     kind: str = typer.Argument("models", help="models or bundles"),
     query: Optional[str] = typer.Option(None, "-q", "--query", help="Name substring."),
@@ -196,3 +189,10 @@ def list_hub(
     total = page.get("total", len(items))
     if total > offset + len(items):
         info_line(f"showing {len(items)} of {total}; use --offset {offset + len(items)} for more")
+
+
+def add_client_commands(hub: typer.Typer) -> None:
+    """``mlpack hub login|logout|list``: the client's half of the ``hub`` group."""
+    hub.command("login")(login)
+    hub.command("logout")(logout)
+    hub.command("list")(list_hub)

@@ -1,4 +1,4 @@
-"""Server side of the team hub: ``mlpack hub serve`` and ``mlpack hub token create|list|revoke``."""
+"""The ``mlpack hub`` group: the server's ``serve`` and ``token create|list|revoke``, and the client's commands."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ from typing import Any, Optional
 
 import typer
 
-from . import sub_app
+from .apps import new_app
+from .hub_client_commands import add_client_commands
 from .output import emit, table
 
-hub_app = sub_app("hub", "Run a team hub, or log in to one and list what it holds.")
-token_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+cli = new_app()
+hub_app = new_app()
+cli.add_typer(hub_app, name="hub", help="Run a team hub, or log in to one and list what it holds.")
+add_client_commands(hub_app)
+token_app = new_app()
 hub_app.add_typer(token_app, name="token", help="Create, list and revoke the hub's API tokens.")
 
-DATA_OPT = typer.Option(None, "--data", help="Hub data directory. \\[default: $MLPACK_HOME/hub; env MLPACK_HUB_DATA]")
-DB_OPT = typer.Option(None, "--db", help="Metadata database URL, e.g. postgresql://.... \\[default: SQLite under --data]")
+DATA_OPT = typer.Option(None, "--data", help="Hub data directory. [default: $MLPACK_HOME/hub; env MLPACK_HUB_DATA]")
+DB_OPT = typer.Option(None, "--db", help="Metadata database URL, e.g. postgresql://.... [default: SQLite under --data]")
 
 
 def _config(**flags: Any) -> Any:
@@ -45,18 +49,18 @@ class _NoStorage:
 
 @hub_app.command("serve")
 def serve(
-    host: Optional[str] = typer.Option(None, "--host", help="Address to bind. \\[default: 127.0.0.1]"),
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port. \\[default: 3100]"),
+    host: Optional[str] = typer.Option(None, "--host", help="Address to bind. [default: 127.0.0.1]"),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port. [default: 3100]"),
     data: Optional[str] = DATA_OPT,
     storage: Optional[str] = typer.Option(
-        None, "--storage", help="Where files go: s3://bucket/prefix. \\[default: files under --data; env MLPACK_HUB_STORAGE]"
+        None, "--storage", help="Where files go: s3://bucket/prefix. [default: files under --data; env MLPACK_HUB_STORAGE]"
     ),
     s3_endpoint_url: Optional[str] = typer.Option(
         None, "--s3-endpoint-url", help="S3 endpoint for MinIO or Ceph (env MLPACK_HUB_S3_ENDPOINT_URL)."
     ),
     db: Optional[str] = DB_OPT,
     gc_grace: Optional[float] = typer.Option(
-        None, "--gc-grace", help="Seconds an unreferenced blob is kept before collection. \\[default: 3600]"
+        None, "--gc-grace", help="Seconds an unreferenced blob is kept before collection. [default: 3600]"
     ),
     no_access_log: bool = typer.Option(False, "--no-access-log", help="Do not log every request."),
 ) -> None:
