@@ -280,7 +280,7 @@ class HubClient:
         buffers = [memoryview(bytearray(min(DOWNLOAD_BUFFER, max(size, 1) + 1))) for _ in range(DOWNLOAD_DEPTH + 1)]
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            with HashingFile(fd, depth=DOWNLOAD_DEPTH) as out:
+            with HashingFile(fd, depth=DOWNLOAD_DEPTH, parallel=size > DOWNLOAD_BUFFER) as out:
                 got = 0
                 for turn in _cycle(len(buffers)):
                     view = buffers[turn]  # free: it was queued DOWNLOAD_DEPTH + 1 writes ago

@@ -19,10 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 Buffer = Any  # bytes, bytearray or memoryview
-IOV_MAX = 512  # buffers per writev call (Linux allows 1024)
-# Larger single write calls were several times slower here (the kernel may then build large
-# page-cache folios, compacting memory to do it); writev of 1 MiB pieces is as fast as small writes.
-WRITE_PIECE = 1 << 20
+# At most this much per write call: larger calls were many times slower here (system time
+# grows with the size of one call, likely from building large page-cache folios), while
+# 64-256 KiB calls run at memory speed.
+WRITE_PIECE = 256 << 10
 SYNC_FILE_RANGE_WRITE = 2  # start writeback of the range's dirty pages, without waiting
 
 
@@ -43,27 +43,14 @@ def _writeback_starter() -> Callable[[int, int, int], None]:
     return start
 
 
-def _pieces(parts: Sequence[Buffer]) -> list[memoryview]:
-    out = []
-    for part in parts:
-        view = memoryview(part).cast("B")
-        out += [view[i : i + WRITE_PIECE] for i in range(0, len(view), WRITE_PIECE)]
-    return out
-
-
 def _write_all(fd: int, parts: Sequence[Buffer]) -> int:
     written = 0
-    pieces = _pieces(parts)
-    for i in range(0, len(pieces), IOV_MAX):
-        group = pieces[i : i + IOV_MAX]
-        while group:
-            n = os.writev(fd, group)
+    for part in parts:
+        view = memoryview(part).cast("B")
+        while view:
+            n = os.write(fd, view[:WRITE_PIECE])
             written += n
-            while group and n >= len(group[0]):  # drop what was written; resume a partial write
-                n -= len(group[0])
-                group.pop(0)
-            if group and n:
-                group[0] = group[0][n:]
+            view = view[n:]
     return written
 
 
@@ -71,17 +58,19 @@ class HashingFile:
     """Hash and write batches of buffers to the open file descriptor ``fd`` in two threads.
 
     ``write(parts)`` queues one batch; the caller must leave a batch's buffers untouched until
-    ``depth`` later ``write`` calls (or ``finish``) have returned. ``finish`` waits for all,
+    ``depth`` later ``write`` calls (or ``finish``) have returned. With ``parallel=False``
+    (a small file, where two threads cost more than they save) each batch is hashed and
+    written before ``write`` returns. ``finish`` waits for all,
     fsyncs and returns ``(sha256 hex, size)``; ``close`` stops the threads (always call it).
     The file descriptor stays the caller's to close.
     """
 
-    def __init__(self, fd: int, *, depth: int = 3) -> None:
+    def __init__(self, fd: int, *, depth: int = 3, parallel: bool = True) -> None:
         self.fd, self.depth = fd, max(1, depth)
         self.digest = hashlib.sha256()
         self.size = 0
-        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="mlpack-sha256")
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="mlpack-write")
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="mlpack-sha256") if parallel else None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="mlpack-write") if parallel else None
         self._in_flight: deque[tuple[Future[None], Future[None]]] = deque()
         self._start_writeback = _writeback_starter()
 
@@ -100,6 +89,10 @@ class HashingFile:
             return
         offset = self.size
         self.size += sum(memoryview(p).nbytes for p in parts)
+        if self._hasher is None or self._writer is None:
+            self._hash(parts)
+            self._write(parts, offset)
+            return
         self._in_flight.append((self._hasher.submit(self._hash, parts), self._writer.submit(self._write, parts, offset)))
         while len(self._in_flight) > self.depth:
             self._wait_oldest()
@@ -121,8 +114,9 @@ class HashingFile:
         for future_pair in self._in_flight:
             for future in future_pair:
                 future.cancel()
-        self._hasher.shutdown(wait=True)
-        self._writer.shutdown(wait=True)
+        for pool in (self._hasher, self._writer):
+            if pool is not None:
+                pool.shutdown(wait=True)
         self._in_flight.clear()
 
     def __enter__(self) -> HashingFile:

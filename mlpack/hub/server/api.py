@@ -124,9 +124,10 @@ def routes(hub: Hub) -> list[Route]:
         if state is not None:
             raise ServiceUnavailable("this blob is being garbage-collected; send it again in a moment", retry_after=1)
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > config.max_blob_size:
+        size_hint = int(declared) if declared and declared.isdigit() else None
+        if size_hint is not None and size_hint > config.max_blob_size:
             raise TooLarge(f"blob is larger than the hub's limit of {config.max_blob_size} bytes")
-        writer = await run_in_threadpool(hub.storage.writer, sha)
+        writer = await run_in_threadpool(hub.storage.writer, sha, size_hint)
         try:
             batch: list[bytes] = []
             batched = size = 0

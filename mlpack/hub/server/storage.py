@@ -23,6 +23,7 @@ from ...store import fsync_dir
 from ..hashfile import HashingFile
 
 READ_CHUNK = 4 << 20  # fewer, larger hand-offs to the event loop when serving a blob
+PARALLEL_FROM = 4 << 20  # blobs larger than this are hashed and written in parallel threads
 S3_PART = 8 << 20  # S3 parts must be at least 5 MiB, except the last
 _STALE_SECONDS = 24 * 3600
 
@@ -44,7 +45,7 @@ class BlobWriter(Protocol):
 class Storage(Protocol):
     description: str
 
-    def writer(self, sha256: str) -> BlobWriter: ...
+    def writer(self, sha256: str, size_hint: int | None = None) -> BlobWriter: ...
     def exists(self, sha256: str) -> bool: ...
     def open(self, sha256: str) -> Iterator[bytes]: ...
     def delete(self, sha256: str) -> None: ...
@@ -68,10 +69,11 @@ def open_storage(url: str | None, data_dir: Path, endpoint_url: str | None = Non
 
 
 class _LocalWriter:
-    def __init__(self, storage: LocalStorage, sha256: str) -> None:
+    def __init__(self, storage: LocalStorage, sha256: str, size_hint: int | None) -> None:
         self.storage, self.sha256 = storage, sha256
         self.fd, self.tmp = tempfile.mkstemp(dir=storage.tmp, prefix=f"{sha256[:12]}-")
-        self.file = HashingFile(self.fd)
+        # threads pay off only for large blobs (the declared size; unknown counts as large)
+        self.file = HashingFile(self.fd, parallel=size_hint is None or size_hint > PARALLEL_FROM)
 
     def write(self, parts: Sequence[bytes]) -> None:
         self.file.write(parts)
@@ -119,8 +121,8 @@ class LocalStorage:
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
 
-    def writer(self, sha256: str) -> BlobWriter:
-        return _LocalWriter(self, sha256)
+    def writer(self, sha256: str, size_hint: int | None = None) -> BlobWriter:
+        return _LocalWriter(self, sha256, size_hint)
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
@@ -228,7 +230,7 @@ class S3Storage:
     def key(self, sha256: str) -> str:
         return f"{self.blob_prefix}{sha256[:2]}/{sha256}"
 
-    def writer(self, sha256: str) -> BlobWriter:
+    def writer(self, sha256: str, size_hint: int | None = None) -> BlobWriter:
         return _S3Writer(self, sha256)
 
     def exists(self, sha256: str) -> bool:
