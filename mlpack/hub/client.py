@@ -23,7 +23,7 @@ from .hashfile import HashingFile
 from .wire import Reply, ReplyTooLarge, Wire, read_reply, sendfile_body
 
 CHUNK = 1 << 20  # local file copies
-DOWNLOAD_BUFFER = 4 << 20  # bytes per read from the socket into a reused buffer
+DOWNLOAD_BUFFER = 2 << 20  # bytes per read from the socket into a reused buffer
 DOWNLOAD_DEPTH = 3  # buffers being hashed or written while the next one is read
 MISSING_BATCH = 1000  # sha256s per ``blobs/missing`` call
 Advance = Callable[[int], None]

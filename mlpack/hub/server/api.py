@@ -17,7 +17,7 @@ from .tokens import TokenInfo
 if TYPE_CHECKING:
     from .repository import Hub
 
-UPLOAD_BATCH = 4 << 20  # bytes handed to the blob writer at once (it keeps a few batches in flight)
+UPLOAD_BATCH = 2 << 20  # bytes handed to the blob writer at once (it keeps two batches in flight)
 
 def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")

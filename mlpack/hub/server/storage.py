@@ -22,7 +22,7 @@ from ...exceptions import BadInput, ConfigError, NotFound
 from ...store import fsync_dir
 from ..hashfile import HashingFile
 
-READ_CHUNK = 4 << 20  # fewer, larger hand-offs to the event loop when serving a blob
+READ_CHUNK = 2 << 20  # fewer, larger hand-offs to the event loop when serving a blob
 PARALLEL_FROM = 4 << 20  # blobs larger than this are hashed and written in parallel threads
 S3_PART = 8 << 20  # S3 parts must be at least 5 MiB, except the last
 _STALE_SECONDS = 24 * 3600
@@ -73,7 +73,7 @@ class _LocalWriter:
         self.storage, self.sha256 = storage, sha256
         self.fd, self.tmp = tempfile.mkstemp(dir=storage.tmp, prefix=f"{sha256[:12]}-")
         # threads pay off only for large blobs (the declared size; unknown counts as large)
-        self.file = HashingFile(self.fd, parallel=size_hint is None or size_hint > PARALLEL_FROM)
+        self.file = HashingFile(self.fd, depth=2, parallel=size_hint is None or size_hint > PARALLEL_FROM)
 
     def write(self, parts: Sequence[bytes]) -> None:
         self.file.write(parts)
