@@ -246,3 +246,104 @@ def postgres() -> Iterator[Postgres]:
             [*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True, timeout=60
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
+
+
+@contextmanager
+def answering_server(answer, *, close_after_each: bool = False) -> Iterator[tuple[str, list[str]]]:  # noqa: ANN001
+    """A real HTTP/1.1 server on 127.0.0.1 whose ``answer(method, path) -> Answer`` plays a (hostile) hub.
+
+    Yields its URL and the list of ``"METHOD path"`` it served. With ``close_after_each`` it
+    closes every connection after one answer without saying so (as a hub whose keep-alive
+    timeout ran out would), so a client must notice before reusing the connection.
+    """
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            if length:
+                self.rfile.read(length)
+            seen.append(f"{self.command} {self.path}")
+            status, headers, body = answer(self.command, self.path)
+            self.send_response(status)
+            headers = {"Content-Length": str(len(body)), **headers}
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            if close_after_each:
+                self.close_connection = True
+
+        do_GET = do_PUT = do_POST = do_DELETE = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def flipping_relay(target_port: int, *, down_at: int | None = None, up_at: int | None = None) -> Iterator[str]:
+    """A TCP relay on 127.0.0.1 to ``target_port`` that flips one byte in transit, on every connection.
+
+    ``down_at`` counts bytes the server sends on a connection, ``up_at`` bytes the client sends;
+    the byte at that offset is XORed with 0xFF. Yields the relay's http URL.
+    """
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pipe(src: socket.socket, dst: socket.socket, flip_at: int | None) -> None:
+        seen = 0
+        try:
+            while data := src.recv(1 << 16):
+                if flip_at is not None and seen <= flip_at < seen + len(data):
+                    changed = bytearray(data)
+                    changed[flip_at - seen] ^= 0xFF
+                    data = bytes(changed)
+                seen += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            threading.Thread(target=pipe, args=(client, upstream, up_at), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client, down_at), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()

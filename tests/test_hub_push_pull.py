@@ -19,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.hub_fixtures import hub_token, running_hub
+from tests.hub_fixtures import answering_server, hub_token, running_hub
 from tests.server import ROOT, free_port, running_server
 
 SERVICE = textwrap.dedent(
@@ -353,17 +353,18 @@ def test_pull_refuses_a_hub_answer_that_leaves_the_entry(tmp_path: Path) -> None
     record = {"name": "m", "version": "v1", "manifest_sha256": hashlib.sha256(manifest.encode()).hexdigest(),
               "files": {"../evil": {"sha256": "a" * 64, "size": 3}}}
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/models/m/v1") or request.url.path.endswith("/models/m/latest"):
-            return httpx.Response(200, json=record)
-        if request.url.path.endswith("/blobs/" + record["manifest_sha256"]):
-            return httpx.Response(200, content=manifest.encode())
-        return httpx.Response(200, content=b"bad")
+    def answer(_method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+        if path.endswith("/models/m/v1") or path.endswith("/models/m/latest"):
+            return 200, {"Content-Type": "application/json"}, json.dumps(record).encode()
+        if path.endswith("/blobs/" + record["manifest_sha256"]):
+            return 200, {}, manifest.encode()
+        return 200, {}, b"bad"
 
     settings = Settings(home=tmp_path / "home")
-    with HubClient(HubSettings("http://hub.invalid", "t"), transport=httpx.MockTransport(handler)) as client:
+    with answering_server(answer) as (url, seen), HubClient(HubSettings(url, "t")) as client:
         with pytest.raises(IntegrityError, match="would leave the entry"):
             pull(client, "models", "m:v1", settings=settings)
+    assert seen and not any("/blobs/" + "a" * 64 in s for s in seen)  # the hostile file was never fetched
     assert not (tmp_path / "evil").exists() and not (tmp_path / "home" / "models").exists()
 
 

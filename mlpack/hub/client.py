@@ -1,14 +1,17 @@
-"""A thin, typed client of the hub's REST API (``/api/v1``) over httpx.
+"""A thin, typed client of the hub's REST API (``/api/v1``) over one kept-alive connection.
 
 Every HTTP failure becomes one ``MlpackError`` with a message that names the hub and the fix;
-the token never appears in a message. Blobs stream in both directions in 1 MiB chunks, so
-memory stays bounded whatever the file size, and downloads are hashed as they arrive.
+the token never appears in a message. Blobs stream in both directions with bounded memory:
+uploads go from the file to the socket with ``sendfile`` (the hub hashes what it receives
+and refuses a mismatch), downloads are read into a few reused buffers that one thread hashes
+while another writes them (``HashingFile``), and are fsynced once.
 """
 
 from __future__ import annotations
 
-import hashlib
+import http.client
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -16,8 +19,12 @@ from typing import Any
 
 from ..exceptions import AlreadyExists, BadInput, IntegrityError, InUse, MlpackError, NotFound
 from .client_config import HubSettings
+from .hashfile import HashingFile
+from .wire import Reply, ReplyTooLarge, Wire, read_reply, sendfile_body
 
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # local file copies
+DOWNLOAD_BUFFER = 2 << 20  # bytes per read from the socket into a reused buffer
+DOWNLOAD_DEPTH = 3  # buffers being hashed or written while the next one is read
 MISSING_BATCH = 1000  # sha256s per ``blobs/missing`` call
 Advance = Callable[[int], None]
 
@@ -54,32 +61,27 @@ class MissingBlobs(HubError):
         self.missing = list(missing)
 
 
-def _error_text(response: Any) -> str:
+def _error_text(reply: Reply) -> str:
     try:
-        body = response.json()
+        body = reply.json()
     except ValueError:
         body = None
     if isinstance(body, dict) and body.get("error"):
         return str(body["error"])
-    text = (response.text or "").strip().splitlines()
-    return text[0][:200] if text else response.reason_phrase
+    text = reply.text.strip().splitlines()
+    return text[0][:200] if text else reply.reason
 
 
 class HubClient:
     """Calls to one hub with one token; use as a context manager to close connections."""
 
-    def __init__(self, settings: HubSettings, *, timeout: float = 60.0, transport: Any = None) -> None:
-        import httpx
-
+    def __init__(self, settings: HubSettings, *, timeout: float = 60.0) -> None:
         self.settings = settings
         self.url = settings.url
-        self._httpx = httpx
-        self._client = httpx.Client(
-            base_url=settings.url + "/api/v1",
-            headers={"Authorization": f"Bearer {settings.token}", "User-Agent": "mlpack-hub-client"},
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            transport=transport,
-            follow_redirects=False,
+        self._wire = Wire(
+            settings.url,
+            {"Authorization": f"Bearer {settings.token}", "User-Agent": "mlpack-hub-client", "Accept": "*/*"},
+            timeout,
         )
 
     def __enter__(self) -> HubClient:
@@ -89,29 +91,47 @@ class HubClient:
         self.close()
 
     def close(self) -> None:
-        self._client.close()
+        self._wire.close()
 
     # -- plumbing --------------------------------------------------------------------------
-    def _send(self, method: str, path: str, *, what: str, stream: bool = False, **kwargs: Any) -> Any:
-        httpx = self._httpx
-        request = self._client.build_request(method, path, **kwargs)
-        try:
-            response = self._client.send(request, stream=stream)
-        except httpx.TimeoutException as exc:
-            raise HubUnreachable(f"hub {self.url} did not answer in time ({type(exc).__name__}) while {what}") from exc
-        except httpx.TransportError as exc:
-            raise HubUnreachable(
-                f"cannot reach hub {self.url} while {what}: {exc or type(exc).__name__}; is it running? check the URL"
-            ) from exc
-        if response.status_code >= 400:
-            if stream:
-                response.read()
-            response.close()
-            self._raise(response, what)
-        return response
+    def _api(self, path: str, params: Any = None) -> str:
+        return self._wire.target("/api/v1" + path, params)
 
-    def _raise(self, response: Any, what: str) -> None:
-        status, text = response.status_code, _error_text(response)
+    def _unreachable(self, exc: BaseException, what: str) -> HubUnreachable:
+        if isinstance(exc, (socket.timeout, TimeoutError)):
+            return HubUnreachable(f"hub {self.url} did not answer in time ({type(exc).__name__}) while {what}")
+        return HubUnreachable(
+            f"cannot reach hub {self.url} while {what}: {exc or type(exc).__name__}; is it running? check the URL"
+        )
+
+    def _send(self, method: str, path: str, *, what: str, params: Any = None, json: Any = None) -> Reply:
+        """One request answered in full; an HTTP error becomes the matching ``MlpackError``."""
+        try:
+            reply = self._wire.request(method, self._api(path, params), json=json)
+        except ReplyTooLarge as exc:
+            raise HubError(f"hub {self.url} sent an {exc} while {what}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._unreachable(exc, what) from exc
+        if reply.status >= 400:
+            self._raise(reply, what)
+        return reply
+
+    def _open(self, method: str, path: str, *, what: str, **kwargs: Any) -> http.client.HTTPResponse:
+        """A request whose successful answer's body the caller reads (and closes)."""
+        try:
+            response = self._wire.send(method, self._api(path), **kwargs)
+            if response.status < 400:
+                return response
+            reply = read_reply(response)
+        except ReplyTooLarge as exc:
+            raise HubError(f"hub {self.url} sent an {exc} while {what}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._unreachable(exc, what) from exc
+        self._raise(reply, what)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _raise(self, response: Reply, what: str) -> None:
+        status, text = response.status, _error_text(response)
         if status == 401:
             raise HubAuthError(
                 f"hub {self.url} refused the token ({text}) while {what}; run `mlpack hub login {self.url} --token TOKEN`"
@@ -189,31 +209,24 @@ class HubClient:
         return found
 
     def upload_blob(self, digest: str, path: Path, size: int, advance: Advance | None = None) -> None:
-        """Stream ``path`` as blob ``digest``; the hub hashes what it receives and refuses a mismatch.
+        """Send ``path`` as blob ``digest``; the hub hashes what it receives and refuses a mismatch.
 
         The client does not hash while sending (the receiver's check is the one that counts, and
-        a second hash would cost as much CPU as the transfer); only a refusal re-reads the file,
+        a second pass would cost as much CPU as the transfer); only a refusal re-reads the file,
         to say whether the local copy is the damaged one.
         """
 
-        def chunks() -> Iterator[bytes]:
-            sent = 0
-            with open(path, "rb") as f:
-                while chunk := f.read(CHUNK):
-                    sent += len(chunk)
-                    if sent > size:
-                        raise IntegrityError(f"{path} grew while being pushed; push again")
-                    if advance:
-                        advance(len(chunk))
-                    yield chunk
-            if sent != size:
-                raise IntegrityError(f"{path} shrank while being pushed; push again")
+        def changed(how: str) -> IntegrityError:
+            return IntegrityError(f"{path} {how} while being pushed; push again")
 
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        what = f"uploading {path.name}"
         try:
             for attempt in range(4):
                 try:
-                    self._send("PUT", f"/blobs/{digest}", content=chunks(), headers=headers, what=f"uploading {path.name}")
+                    body = sendfile_body(path, size, advance, changed)
+                    response = self._open("PUT", f"/blobs/{digest}", what=what, headers=headers, send_body=body)
+                    read_reply(response)  # the short JSON answer: the connection is then reusable
                     break
                 except HubBusy as exc:
                     if attempt == 3:
@@ -230,44 +243,64 @@ class HubClient:
 
     def read_blob(self, digest: str, max_size: int) -> bytes:
         """A small blob (a manifest) in memory, refusing more than ``max_size`` bytes."""
-        parts: list[bytes] = []
-        got = 0
-        response = self._send("GET", f"/blobs/{digest}", stream=True, what="downloading a manifest")
+        response = self._open("GET", f"/blobs/{digest}", what="downloading a manifest")
         try:
-            for chunk in response.iter_bytes():  # as received: re-chunking would copy every byte
-                got += len(chunk)
-                if got > max_size:
-                    raise IntegrityError(f"hub {self.url} sent a manifest larger than {max_size} bytes")
-                parts.append(chunk)
-        except self._httpx.TransportError as exc:
+            data = response.read(max_size + 1)
+        except (OSError, http.client.HTTPException) as exc:
             raise HubUnreachable(f"connection to hub {self.url} broke while downloading a manifest: {exc}") from exc
         finally:
             response.close()
-        return b"".join(parts)
+        if len(data) > max_size:
+            self._wire.close()  # the rest of the body is still on the connection
+            raise IntegrityError(f"hub {self.url} sent a manifest larger than {max_size} bytes")
+        return data
 
     def download_blob(self, digest: str, dest: Path, size: int, advance: Advance | None = None) -> None:
-        """Write blob ``digest`` to ``dest``, refusing more than ``size`` bytes or a wrong hash."""
-        digest_now = hashlib.sha256()
-        got = 0
-        response = self._send("GET", f"/blobs/{digest}", stream=True, what=f"downloading {dest.name}")
+        """Write blob ``digest`` to ``dest`` (fsynced), refusing more than ``size`` bytes or a wrong hash."""
+        response = self._open("GET", f"/blobs/{digest}", what=f"downloading {dest.name}")
+        declared = response.getheader("content-length")
         try:
-            with open(dest, "wb") as out:
-                for chunk in response.iter_bytes():  # as received: re-chunking would copy every byte
-                    got += len(chunk)
-                    if got > size:
-                        raise IntegrityError(f"hub {self.url} sent more than the {size} bytes recorded for blob {digest}")
-                    digest_now.update(chunk)
-                    out.write(chunk)
-                    if advance:
-                        advance(len(chunk))
-                out.flush()
-                os.fsync(out.fileno())
-        except self._httpx.TransportError as exc:
+            if declared is not None and declared.strip() != str(size):
+                raise IntegrityError(f"hub {self.url} announced {declared} bytes for blob {digest}, not the {size} recorded")
+            got, actual = self._receive(response, dest, size, advance)
+        except (OSError, http.client.HTTPException) as exc:
             raise HubUnreachable(f"connection to hub {self.url} broke while downloading {dest.name}: {exc}") from exc
         finally:
+            if not response.isclosed():
+                self._wire.close()  # unread body left on the connection: it cannot be reused
             response.close()
-        if got != size or digest_now.hexdigest() != digest:
+        if got != size or actual != digest:
             raise IntegrityError(
                 f"blob {digest[:12]}... from hub {self.url} does not match its sha256 (tampered or corrupt); "
                 "nothing was saved — ask the hub's operator to check its storage"
             )
+
+    def _receive(self, response: http.client.HTTPResponse, dest: Path, size: int, advance: Advance | None) -> tuple[int, str]:
+        """Read the body into reused buffers that are hashed and written while the next is read."""
+        buffers = [memoryview(bytearray(min(DOWNLOAD_BUFFER, max(size, 1) + 1))) for _ in range(DOWNLOAD_DEPTH + 1)]
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            with HashingFile(fd, depth=DOWNLOAD_DEPTH, parallel=size > DOWNLOAD_BUFFER) as out:
+                got = 0
+                for turn in _cycle(len(buffers)):
+                    view = buffers[turn]  # free: it was queued DOWNLOAD_DEPTH + 1 writes ago
+                    n = response.readinto(view)
+                    if not n:
+                        break
+                    got += n
+                    if got > size:
+                        raise IntegrityError(f"hub {self.url} sent more than the {size} bytes recorded for {dest.name}")
+                    out.write([view[:n]])
+                    if advance:
+                        advance(n)
+                if got < size:
+                    raise HubUnreachable(f"hub {self.url} closed the connection after {got} of {size} bytes of {dest.name}")
+                actual, _ = out.finish()
+        finally:
+            os.close(fd)
+        return got, actual
+
+
+def _cycle(n: int) -> Iterator[int]:
+    while True:
+        yield from range(n)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -18,13 +17,7 @@ from .tokens import TokenInfo
 if TYPE_CHECKING:
     from .repository import Hub
 
-UPLOAD_CHUNK = 1 << 20
-
-
-def _write_all(writer: Any, chunks: list[bytes]) -> None:
-    for chunk in chunks:
-        writer.write(chunk)
-
+UPLOAD_BATCH = 2 << 20  # bytes handed to the blob writer at once (it keeps two batches in flight)
 
 def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
@@ -131,11 +124,10 @@ def routes(hub: Hub) -> list[Route]:
         if state is not None:
             raise ServiceUnavailable("this blob is being garbage-collected; send it again in a moment", retry_after=1)
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > config.max_blob_size:
+        size_hint = int(declared) if declared and declared.isdigit() else None
+        if size_hint is not None and size_hint > config.max_blob_size:
             raise TooLarge(f"blob is larger than the hub's limit of {config.max_blob_size} bytes")
-        writer = await run_in_threadpool(hub.storage.writer, sha)
-        loop = asyncio.get_running_loop()
-        pending: asyncio.Future[None] | None = None
+        writer = await run_in_threadpool(hub.storage.writer, sha, size_hint)
         try:
             batch: list[bytes] = []
             batched = size = 0
@@ -145,21 +137,13 @@ def routes(hub: Hub) -> list[Route]:
                     raise TooLarge(f"blob is larger than the hub's limit of {config.max_blob_size} bytes")
                 batch.append(chunk)
                 batched += len(chunk)
-                if batched >= UPLOAD_CHUNK:
-                    # hash and write ~1 MiB in a thread while the next arrives (no copies; two in memory at most)
-                    if pending is not None:
-                        await pending
-                    pending = loop.run_in_executor(None, _write_all, writer, batch)
+                if batched >= UPLOAD_BATCH:
+                    # the writer hashes and writes in threads of its own; this only waits when it is behind
+                    await run_in_threadpool(writer.write, batch)
                     batch, batched = [], 0
-            if pending is not None:
-                await pending
-                pending = None
-            if batch:
-                await run_in_threadpool(_write_all, writer, batch)
+            await run_in_threadpool(writer.write, batch)
             size = await run_in_threadpool(writer.commit)
         except BaseException:
-            if pending is not None:
-                await asyncio.wait([pending])
             await run_in_threadpool(writer.abort)
             raise
         await run_in_threadpool(hub.blobs.record, sha, size)
