@@ -7,8 +7,8 @@ Who writes what (each slot has one writer thread, so no update is torn or lost):
 
 - the event loop thread: request counts, latencies and in-progress gauges (``EndpointMeter``),
   isolation counts (``isolation_hook``);
-- a model's batch thread: batch sizes and queue depth (``batch_hook``), under ``Slots.lock``,
-  as a method's calls may also run on another thread (the loop, a second batcher).
+- a model's batch thread: batch sizes and queue depth (``batch_hook``), the histogram under a
+  lock of its own, as a method's calls may also run on another thread (the loop, say).
 
 With several workers (``PROMETHEUS_MULTIPROC_DIR`` set, or ``Metrics(directory)``) each process
 writes its own file there and ``/metrics`` in any worker reports the sum over all of them:
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -81,7 +82,7 @@ class Metrics:
         self.multiprocess = self.directory is not None
         self.slots = Slots(self.directory)
         self._meters: dict[tuple[str, str], EndpointMeter] = {}
-        self._batch: dict[tuple[str, str], tuple[int, int, int, int]] = {}  # segment, base: histogram, gauge
+        self._batch: dict[tuple[str, str], BatchMeter] = {}
         self._isolation: dict[tuple[str, str], tuple[int, int, int, int]] = {}  # segment, base: calls, failures
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
@@ -96,21 +97,14 @@ class Metrics:
 
     def batch_hook(self) -> Any:
         """``Runner.on_batch``: observe a batch's rows and the queue left behind it."""
-        slots, series, last = self.slots, self._batch, _size(BATCH_SIZE) - 1
+        meters: dict[Any, BatchMeter] = {}  # by method object: no key to build per call
 
         def observe(method: Any, rows: int) -> None:
-            key = (method.runner.name, method.name)
-            where = series.get(key)
-            if where is None:
-                where = series[key] = (*slots.allocate(BATCH_SIZE, key, last + 1), *slots.allocate(QUEUE_DEPTH, key, 1))
+            meter = meters.get(method)
+            if meter is None:
+                meter = meters[method] = self._batch_meter(method.runner.name, method.name)
             batcher = method._batcher
-            depth = batcher.queue_depth if batcher else 0
-            segments = slots.segments
-            with slots.lock:
-                hist, at = segments[where[0]], where[1]
-                hist[at + bisect_left(_BATCH_BUCKETS, rows)] += 1
-                hist[at + last] += rows
-                segments[where[2]][where[3]] = depth
+            meter.observe(rows, batcher.queue_depth if batcher else 0)
 
         return observe
 
@@ -130,6 +124,13 @@ class Metrics:
 
         return observe
 
+    def _batch_meter(self, runner: str, method: str) -> BatchMeter:
+        with self.slots.lock:  # batch threads of several methods may ask at once
+            meter = self._batch.get((runner, method))
+            if meter is None:
+                meter = self._batch[(runner, method)] = BatchMeter(self.slots, (runner, method))
+            return meter
+
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -143,7 +144,9 @@ class Metrics:
         """Every series's values, summed over the workers: ``{name: {labels: values}}``."""
         totals: dict[str, dict[tuple[str, ...], list[float]]] = {name: {} for name in FAMILIES}
         if self.directory is not None:
-            rows: Iterator[tuple[str, tuple[str, ...], list[float], bool]] = read_directory(self.directory)
+            rows: Iterator[tuple[str, tuple[str, ...], list[float], bool]] = (
+                (*one, process.alive) for process in read_directory(self.directory) for one in process.series
+            )
         else:
             rows = ((name, labels, values, True) for name, labels, values in self.slots.snapshot())
         for name, labels, values, alive in rows:
@@ -159,7 +162,7 @@ class Metrics:
 
     def _after_fork(self) -> None:
         self.slots.after_fork()
-        for meter in self._meters.values():
+        for meter in (*self._meters.values(), *self._batch.values()):
             meter._bind()
 
 
@@ -211,6 +214,32 @@ class EndpointMeter:
         segment, at = self._statuses[status] = self._slots.allocate(REQUESTS, (endpoint, str(status), protocol), 1)
         counter = self._counts[status] = (self._slots.segments[segment], at)
         return counter
+
+
+class BatchMeter:
+    """Batch-size histogram and queue-depth gauge of one runner method."""
+
+    __slots__ = ("_depth", "_depth_at", "_hist", "_hist_at", "_lock", "_slots", "_sum_at", "_where")
+
+    def __init__(self, slots: Slots, labels: tuple[str, str]) -> None:
+        self._slots = slots
+        self._where = (slots.allocate(BATCH_SIZE, labels, _size(BATCH_SIZE)), slots.allocate(QUEUE_DEPTH, labels, 1))
+        self._bind()
+
+    def _bind(self) -> None:
+        segments = self._slots.segments
+        (hist, self._hist_at), (depth, self._depth_at) = self._where
+        self._hist, self._depth = segments[hist], segments[depth]
+        self._sum_at = self._hist_at + _size(BATCH_SIZE) - 1
+        self._lock = threading.Lock()  # anew after a fork: another thread may have held it
+
+    def observe(self, rows: int, depth: int) -> None:
+        """Any thread: a method's model calls run on its batch thread, but may run elsewhere too."""
+        hist, at = self._hist, self._hist_at
+        with self._lock:
+            hist[at + bisect_left(_BATCH_BUCKETS, rows)] += 1
+            hist[self._sum_at] += rows
+        self._depth[self._depth_at] = depth  # a store: the latest wins
 
 
 class _Collector:

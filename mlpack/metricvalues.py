@@ -26,7 +26,7 @@ import os
 import secrets
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 SEGMENT = 4096  # slots (doubles) per segment: 32 KiB, and an mmap offset must be page-aligned
 _SEGMENT_BYTES = SEGMENT * 8
@@ -44,7 +44,7 @@ class Slots:
 
     def __init__(self, directory: str | None = None) -> None:
         self.directory = directory
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # whoever allocates may hold it already
         self.segments: list[Any] = []  # list[float] in memory, memoryview('d') of the file's mapping
         self._keys: list[Key] = []
         self._used = SEGMENT  # the first allocation opens a segment
@@ -74,7 +74,7 @@ class Slots:
 
     def after_fork(self) -> None:
         """In a forked child: start from zero, in files of its own (the layout stays, for the owners)."""
-        self.lock = threading.Lock()  # another thread may have held it at the fork
+        self.lock = threading.RLock()  # another thread may have held it at the fork
         if self.directory is None:
             for segment in self.segments:
                 segment[:] = [0.0] * SEGMENT
@@ -116,8 +116,16 @@ def _key_line(key: Key) -> bytes:
     return json.dumps([segment, base, size, name, list(labels)], separators=(",", ":")).encode() + b"\n"
 
 
-def read_directory(directory: str) -> Iterator[tuple[str, tuple[str, ...], list[float], bool]]:
-    """Every process's series in ``directory``: ``(name, labels, values, process alive)``."""
+class ProcessValues(NamedTuple):
+    """One process's file: its pid, whether it is alive, and its series ``(name, labels, values)``."""
+
+    pid: int
+    alive: bool
+    series: list[tuple[str, tuple[str, ...], list[float]]]
+
+
+def read_directory(directory: str) -> Iterator[ProcessValues]:
+    """The values of every process that wrote into ``directory``, the dead ones' included."""
     try:
         names = sorted(os.listdir(directory))
     except FileNotFoundError:
@@ -135,11 +143,13 @@ def read_directory(directory: str) -> Iterator[tuple[str, tuple[str, ...], list[
         except FileNotFoundError:
             continue
         values = memoryview(data[: len(data) // 8 * 8]).cast("d")
+        series = []
         for line in lines:
             segment, base, size, name, labels = json.loads(line)
             start = segment * SEGMENT + base
             if start + size <= len(values):
-                yield name, tuple(labels), values[start : start + size].tolist(), alive
+                series.append((name, tuple(labels), values[start : start + size].tolist()))
+        yield ProcessValues(int(entry.split("-", 1)[0]), alive, series)
 
 
 def _locked(fd: int) -> bool:
