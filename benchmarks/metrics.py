@@ -41,8 +41,12 @@ class OldMetrics:
 
         reg = self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("mlpack_requests", "r", ["endpoint", "http_status", "protocol"], registry=reg)
-        self.latency = Histogram("mlpack_request_duration_seconds", "l", ["endpoint", "protocol"], buckets=LATENCY_BUCKETS, registry=reg)
-        self.in_progress = Gauge("mlpack_requests_in_progress", "i", ["endpoint", "protocol"], multiprocess_mode="livesum", registry=reg)
+        self.latency = Histogram(
+            "mlpack_request_duration_seconds", "l", ["endpoint", "protocol"], buckets=LATENCY_BUCKETS, registry=reg
+        )
+        self.in_progress = Gauge(
+            "mlpack_requests_in_progress", "i", ["endpoint", "protocol"], multiprocess_mode="livesum", registry=reg
+        )
         self.batch_size = Histogram("mlpack_batch_size", "b", ["runner", "method"], buckets=BATCH_BUCKETS, registry=reg)
         self.queue_depth = Gauge("mlpack_queue_depth", "q", ["runner", "method"], multiprocess_mode="livesum", registry=reg)
 
@@ -190,8 +194,10 @@ def main() -> None:
         for kind, mp in variants:
             results[(kind, mp)].append(run_variant(kind, mp, args.ops, args.repeats))
     med = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in results.items()}
-    print(f"{args.rounds} rounds x {args.repeats} repeats x {args.ops} ops; CPU ns per operation, medians "
-          f"(the empty loop's own cost is {statistics.median(m['loop'] for m in med.values()):.0f} ns and is included)")
+    print(
+        f"{args.rounds} rounds x {args.repeats} repeats x {args.ops} ops; CPU ns per operation, medians "
+        f"(the empty loop's own cost is {statistics.median(m['loop'] for m in med.values()):.0f} ns and is included)"
+    )
     print(f"{'':24} {'old':>10} {'new':>10} {'old/new':>8}")
     for mp in (False, True):
         label = "2 workers" if mp else "1 worker"

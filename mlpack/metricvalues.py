@@ -14,11 +14,12 @@ Several workers share a directory; each process has two files there, named ``<pi
   appended after its slots exist, so a reader that sees a key can read its slots.
 
 A reader reads the keys, then the values (Linux keeps ``read`` coherent with shared mappings).
-Files of dead processes stay: their counters still count.
+Files of dead processes stay, as their counters still count (readers remove those that hold only zeros).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import mmap
@@ -125,7 +126,11 @@ class ProcessValues(NamedTuple):
 
 
 def read_directory(directory: str) -> Iterator[ProcessValues]:
-    """The values of every process that wrote into ``directory``, the dead ones' included."""
+    """The values of every process that wrote into ``directory``, the dead ones' included.
+
+    The files of a dead process that holds only zeros go: a process forked for something else
+    than serving (a subprocess's ``preexec_fn``, multiprocessing) made them and counted nothing.
+    """
     try:
         names = sorted(os.listdir(directory))
     except FileNotFoundError:
@@ -149,6 +154,11 @@ def read_directory(directory: str) -> Iterator[ProcessValues]:
             start = segment * SEGMENT + base
             if start + size <= len(values):
                 series.append((name, tuple(labels), values[start : start + size].tolist()))
+        if not alive and not any(any(v) for _, _, v in series):
+            for suffix in (".keys", ".vals"):
+                with contextlib.suppress(FileNotFoundError):  # another reader was first
+                    os.unlink(stem + suffix)
+            continue
         yield ProcessValues(int(entry.split("-", 1)[0]), alive, series)
 
 

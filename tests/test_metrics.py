@@ -256,6 +256,18 @@ def test_a_forked_worker_starts_from_zero_in_files_of_its_own(shared: bool, tmp_
         assert len({entry.name.split("-")[0] for entry in tmp_path.glob("*.keys")}) == 2
 
 
+def test_a_forked_child_that_counted_nothing_leaves_no_files(tmp_path: Path) -> None:
+    metrics = Metrics(str(tmp_path))
+    meter = metrics.meter("/predict", "native")
+    meter.done(meter.start(), 200)
+    # a subprocess with a preexec_fn forks, runs the fork hooks, then execs
+    subprocess.run(["true"], preexec_fn=lambda: None, check=True)  # noqa: PLW1509
+    assert len(list(tmp_path.glob("*.keys"))) == 2  # the child made its files, and left
+    native = {"endpoint": "/predict", "protocol": "native"}
+    assert value(samples(metrics), "mlpack_requests_total", native, http_status="200") == 1
+    assert [p.name.split("-")[0] for p in tmp_path.iterdir()] == [str(os.getpid())] * 2  # its files went
+
+
 @pytest.fixture
 def store(home: Path, iris_svc) -> Path:
     mlpack.sklearn.save_model("iris_clf", iris_svc, signatures={"predict": {"batchable": True, "batch_dim": 0}})
@@ -290,8 +302,11 @@ def test_two_workers_report_exact_sums_also_after_one_is_killed(store: Path, tmp
             for i in range(400):
                 with srv.client() as c:
                     bad = i % 3 == 2
-                    res = c.post("/predict", content=b"[[1, 2" if bad else b"[[5.1, 3.5, 1.4, 0.2]]",
-                                 headers={"content-type": "application/json"})
+                    res = c.post(
+                        "/predict",
+                        content=b"[[1, 2" if bad else b"[[5.1, 3.5, 1.4, 0.2]]",
+                        headers={"content-type": "application/json"},
+                    )
                     assert res.status_code == (400 if bad else 200), res.text
                     sent[str(res.status_code)] += 1
                 live = _per_worker(directory, alive=True)
