@@ -1,6 +1,6 @@
 """CPU cost of the server's metrics per request and per model call: prometheus_client objects vs mlpack's slots.
 
-Run: .venv/bin/python benchmarks/metrics.py [--rounds 7] [--ops 200000]
+Run: .venv/bin/python benchmarks/metrics.py [--rounds 7] [--ops 100000]
 Measures, each variant in a fresh process (prometheus_client picks its multiprocess mode at
 import), rounds interleaved, medians over rounds:
 
@@ -177,7 +177,7 @@ def run_variant(kind: str, multiprocess: bool, ops: int, repeats: int) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--ops", type=int, default=200_000)
+    parser.add_argument("--ops", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--measure", choices=("old", "new"), help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=("old", "new"), help=argparse.SUPPRESS)

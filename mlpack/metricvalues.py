@@ -38,9 +38,8 @@ Key = tuple[int, int, int, str, tuple[str, ...]]  # segment, base, size, name, l
 class Slots:
     """The preallocated values of this process; ``segments[i][j]`` is slot ``j`` of segment ``i``.
 
-    ``lock`` guards allocation, and the writes of any series more than one thread may update;
-    a series only one thread updates needs no lock (under the GIL, a slot written by one thread
-    is never torn or lost).
+    ``lock`` guards allocation. Updates take no lock here: a slot that only one thread writes is
+    never torn or lost; the owner of a series that several threads write brings its own lock.
     """
 
     def __init__(self, directory: str | None = None) -> None:
@@ -106,7 +105,8 @@ class Slots:
             self.segments.append([0.0] * SEGMENT)
         else:
             index = len(self.segments)
-            os.ftruncate(self._vals_fd, (index + 1) * _SEGMENT_BYTES)
+            # allocated, not sparse: a full disk fails here, not later as a SIGBUS on a store
+            os.posix_fallocate(self._vals_fd, index * _SEGMENT_BYTES, _SEGMENT_BYTES)
             mapped = mmap.mmap(self._vals_fd, _SEGMENT_BYTES, offset=index * _SEGMENT_BYTES)  # MAP_SHARED
             self.segments.append(memoryview(mapped).cast("d"))
         self._used = 0
