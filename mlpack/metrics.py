@@ -10,11 +10,14 @@ Who writes what (each slot has one writer thread, so no update is torn or lost):
 - a model's batch thread: batch sizes and queue depth (``batch_hook``), the histogram under a
   lock of its own, as a method's calls may also run on another thread (the loop, say).
 
-With several workers (``PROMETHEUS_MULTIPROC_DIR`` set, or ``Metrics(directory)``) each process
-writes its own file there and ``/metrics`` in any worker reports the sum over all of them:
-counters and histograms of every process that ever ran, gauges of the live ones only. A worker
-forked from a process that made its ``Metrics`` (a supervisor that loads models before
-forking) starts from zero in files of its own, by itself (``os.register_at_fork``).
+With several workers each process writes its own file into one directory and ``/metrics`` in
+any worker reports the sum over all of them: counters and histograms of every process that ever
+ran, gauges of the live ones only. The directory is ``Metrics(directory)``, else
+``$PROMETHEUS_MULTIPROC_DIR`` (the name gunicorn and prometheus_client users know; its own
+multiprocess mode is not used): set it before the app, and so its ``Metrics``, is made. A
+worker forked from a process that made its ``Metrics`` (a supervisor that loads models before
+forking) starts from zero in files of its own, by itself (``os.register_at_fork``); each
+worker's ``close()`` at shutdown drops its gauges at once, its death does so anyway.
 """
 
 from __future__ import annotations
