@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cli_latency.py
 	$(BIN)/python benchmarks/serve.py --no-fail
 	$(BIN)/python benchmarks/http_protocol.py --no-fail
+	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/run_offline.py
 
 lint: $(STAMP)
