@@ -191,10 +191,12 @@ def make_endpoint(api: API, state: Any) -> Any:
                 response = out.to_http_response(result)
         except asyncio.TimeoutError:
             response = json_response({"error": f"{api.name} took longer than the {timeout:g} s timeout"}, 504)
-        except _ClientGone:
+        except (_ClientGone, asyncio.CancelledError) as exc:  # no one to answer (or the server stops)
             if meter is not None:
                 meter.done(started, None)
-            return
+            if isinstance(exc, _ClientGone):
+                return
+            raise
         except Exception as exc:
             response = error_response(exc, errors)
         try:
