@@ -90,6 +90,10 @@ class ConfigError(MlpackError):
     exit_code = 2
 
 
+class ServeError(MlpackError):
+    """The server could not keep serving (e.g. its worker processes kept failing)."""
+
+
 class BuildError(MlpackError):
     """``mlpack build`` could not produce a bundle."""
 
