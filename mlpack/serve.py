@@ -15,7 +15,6 @@ import gc
 import logging
 import logging.config
 import os
-import signal
 import socket
 import tempfile
 from contextlib import asynccontextmanager
@@ -302,9 +301,7 @@ def _serve_workers(loaded: LoadedService, options: ServeOptions, common: dict[st
     """Load the models here, then fork the workers (``mlpack.workers``): they share the models' memory."""
     import shutil
 
-    import uvicorn
-
-    from .workers import Supervisor, listening_sockets
+    from .workers import Supervisor, listening_sockets, uvicorn_target
 
     # the workers' metrics live in shared files: /metrics in any worker adds them all up
     metrics_dir = tempfile.mkdtemp(prefix="mlpack-metrics-")
@@ -319,18 +316,8 @@ def _serve_workers(loaded: LoadedService, options: ServeOptions, common: dict[st
         except Exception as exc:  # as with one worker: the workers serve probes, /readyz says why
             log.error("loading models failed: %s", exc)
 
-        def worker(sock: socket.socket) -> int:
-            server = uvicorn.Server(uvicorn.Config(build_app(loaded.service, options), **common))
-
-            def stop(*_: Any) -> None:  # a signal before uvicorn listens for its own
-                server.should_exit = True
-
-            signal.signal(signal.SIGTERM, stop)
-            signal.signal(signal.SIGINT, stop)
-            server.run(sockets=[sock])
-            return 0 if server.started else 3  # 3: uvicorn's code for a failed start-up
-
-        code = Supervisor(sockets, worker, grace=common["timeout_graceful_shutdown"]).run()
+        target = uvicorn_target(lambda: build_app(loaded.service, options), common)
+        code = Supervisor(sockets, target, grace=common["timeout_graceful_shutdown"]).run()
     finally:
         for sock in sockets:
             sock.close()

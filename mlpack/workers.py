@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .exceptions import ConfigError
 
@@ -36,6 +37,25 @@ QUICK_EXIT_SECONDS = 10.0  # a worker that dies sooner than this after its start
 MAX_QUICK_EXITS = 5  # in a row, in one slot: then the server gives up
 KILL_AFTER_SECONDS = 5.0  # past the graceful timeout, a worker still running is killed
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def uvicorn_target(make_app: Callable[[], Any], config: dict[str, Any]) -> Callable[[socket.socket], int]:
+    """A worker's ``target``: uvicorn's server on the worker's socket, for ``make_app()`` (made in the worker)."""
+
+    def run(sock: socket.socket) -> int:
+        import uvicorn
+
+        server = uvicorn.Server(uvicorn.Config(make_app(), **config))
+
+        def stop(*_: Any) -> None:  # a signal before uvicorn listens for its own
+            server.should_exit = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        server.run(sockets=[sock])
+        return 0 if server.started else 3  # 3: uvicorn's code for a failed start-up
+
+    return run
 
 
 def listening_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[socket.socket]:

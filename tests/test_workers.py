@@ -101,10 +101,13 @@ def test_answers_stay_right_under_concurrency(two: Server, models: dict, iris) -
     paths = ("/iris_svc", "/iris_xgb", "/iris_xgb_inline")
     jobs = [(paths[i % 3], X[rng.integers(0, len(X), size=1 + i % 5)]) for i in range(600)]
 
+    async def client(share: list[tuple[str, np.ndarray]]) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=two.url, timeout=60) as c:  # one connection, kept alive
+            return [await c.post(path, json=rows.tolist()) for path, rows in share]
+
     async def main() -> list[httpx.Response]:
-        limits = httpx.Limits(max_connections=48)
-        async with httpx.AsyncClient(base_url=two.url, timeout=60, limits=limits) as c:
-            return await asyncio.gather(*(c.post(path, json=rows.tolist()) for path, rows in jobs))
+        shares = await asyncio.gather(*(client(jobs[k::48]) for k in range(48)))  # 48 concurrent connections
+        return [shares[i % 48][i // 48] for i in range(len(jobs))]
 
     answers = asyncio.run(main())
     for (path, rows), res in zip(jobs, answers):
@@ -135,9 +138,10 @@ def test_sigterm_drains_every_worker_and_exits_0(models: dict, tmp_path: Path) -
 
     def fire(url: str) -> None:
         async def main() -> list[httpx.Response]:
-            clients = [httpx.AsyncClient(base_url=url, timeout=30) for _ in range(24)]  # 24 connections: both workers
+            headers = {"content-type": "text/plain"}
+            clients = [httpx.AsyncClient(base_url=url, timeout=30, headers=headers) for _ in range(24)]  # both workers
             try:
-                return await asyncio.gather(*(c.post("/slow", content="2", headers={"content-type": "text/plain"}) for c in clients))
+                return await asyncio.gather(*(c.post("/slow", content="2") for c in clients))
             finally:
                 await asyncio.gather(*(c.aclose() for c in clients))
 
