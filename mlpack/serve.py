@@ -303,10 +303,10 @@ def _serve_workers(loaded: LoadedService, options: ServeOptions, common: dict[st
 
     from .workers import Supervisor, listening_sockets, uvicorn_target
 
+    sockets = listening_sockets(options.host, options.port, options.workers)
     # the workers' metrics live in shared files: /metrics in any worker adds them all up
     metrics_dir = tempfile.mkdtemp(prefix="mlpack-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    sockets = listening_sockets(options.host, options.port, options.workers)
     try:
         options = dataclasses.replace(options, port=sockets[0].getsockname()[1])  # port 0: the one picked
         _log_serving(loaded.service, options)

@@ -215,3 +215,20 @@ def test_port_0_serves_the_port_it_logs(models: dict, tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
+
+
+def test_a_port_in_use_is_one_clear_error(models: dict, tmp_path: Path) -> None:
+    import socket
+
+    env = {**os.environ, "MLPACK_HOME": str(models["home"]), "PYTHONPATH": str(ROOT), "NO_COLOR": "1", **_env(tmp_path)}
+    with socket.socket() as taken:  # listening, without SO_REUSEPORT: no one may join it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlpack", "serve", "service.py:svc", "--host", "127.0.0.1", "--port", str(port), *TWO],
+            cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.rstrip().splitlines()[-1].startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert "Traceback" not in proc.stderr
