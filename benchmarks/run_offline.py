@@ -53,12 +53,22 @@ X = pd.read_csv(src)
 pd.DataFrame({"result": clf.predict(X.to_numpy())}).to_csv(dest, index=False)
 """
 
-# Runs one command and reports its wall time and the peak RSS of its process tree.
+# Runs one command and reports its wall time and the CPU time and peak RSS of its process tree.
+# It is the tree's subreaper, so that it also waits for processes that outlive their parent
+# (the multiprocessing fork server a local Dask cluster's workers fork from, and so its workers):
+# getrusage counts only the descendants that were waited for.
 MEASURE = """\
-import json, resource, subprocess, sys, time
+import ctypes, json, os, resource, subprocess, sys, time
+PR_SET_CHILD_SUBREAPER = 36
+ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 t = time.perf_counter()
 rc = subprocess.call(sys.argv[1:])
 seconds = time.perf_counter() - t
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # ru_maxrss is in KiB on Linux
 print(json.dumps({"rc": rc, "seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}))
 """

@@ -2,8 +2,9 @@
 
 - The cluster is an existing scheduler (``--scheduler tcp://HOST:PORT`` or
   ``MLPACK_DASK_SCHEDULER``), else a ``LocalCluster`` of single-threaded worker processes on
-  127.0.0.1 without a dashboard.
-- The service travels as a ``Shipment`` (``mlpack.shipping``) inside a worker plugin: every
+  127.0.0.1 without a dashboard (``mlpack.dask_cluster``).
+- The service travels as a ``Shipment`` (``mlpack.shipping``) inside a worker plugin
+  (``mlpack.dask_worker``): every
   worker, also one that joins later, gets it; each worker process unpacks it and imports the
   service once, on its first partition, and keeps it for the next ones.
 - A partition is read on its worker (``mlpack.partitions``) and goes through
@@ -19,24 +20,23 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-
-from distributed import Client, LocalCluster, WorkerPlugin, get_worker
+from typing import IO, TYPE_CHECKING, Any
 
 from . import exceptions
+from .dask_cluster import connect, preload_for, start_fork_server
 from .exceptions import BadInput, MlpackError
-from .offline import DEFAULT_BATCH_SIZE, Progress, RunStats, _atomic, _output_format, get_api, run_chunks
-from .partitions import Partition, place, plan, read
-from .parts import PART_EXTENSIONS, OrderedOutput, Part, PartWriter, atomic_folder
-from .shipping import Shipment, pack, unpack_and_load
+from .offline import DEFAULT_BATCH_SIZE, Progress, RunStats, _atomic, _output_format, get_api
+from .partitions import Partition, place, plan
+from .parts import PART_EXTENSIONS, OrderedOutput, Part, atomic_folder
+from .shipping import pack
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 SCHEDULER_ENV = "MLPACK_DASK_SCHEDULER"
 
@@ -49,121 +49,6 @@ class DaskOptions:
 
     def resolved_scheduler(self) -> str | None:
         return self.scheduler or os.environ.get(SCHEDULER_ENV) or None
-
-
-@contextlib.contextmanager
-def connect(options: DaskOptions, preload: tuple[str, ...] = ()) -> Iterator[Client]:
-    """A client of the given scheduler, or of a LocalCluster started (and stopped) here.
-
-    A LocalCluster's worker processes fork from a server that imported ``preload`` (and
-    distributed, numpy, pandas) once, unless dask is configured to another start method:
-    spawning each worker from scratch costs seconds of CPU per worker on a small machine.
-    Its workers run without the sampling profiler (only a dashboard shows its results).
-    """
-    address = options.resolved_scheduler()
-    if address is not None:
-        if options.workers is not None:
-            raise BadInput("--workers starts a local cluster; it cannot be combined with a scheduler")
-        try:
-            client = Client(address)  # waits distributed.comm.timeouts.connect (DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT)
-        except (OSError, TimeoutError) as exc:
-            raise MlpackError(f"cannot reach the Dask scheduler at {address}: {exc}; is it running?") from exc
-        with client:
-            yield client
-        return
-    n = options.workers or os.cpu_count() or 1
-    import logging
-
-    with (
-        LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-
-
-@contextlib.contextmanager
-def _fork_server(preload: tuple[str, ...]) -> Iterator[None]:
-    import dask
-    from distributed.utils import get_mp_context
-
-    key = "distributed.worker.multiprocessing-method"
-    # the workers' sampling profiler (every 10 ms) costs a few % of a core each, for a dashboard we do not start
-    quiet = {"distributed.worker.profile.enabled": False}
-    if dask.config.get(key) != "spawn":  # chosen by the user: keep it
-        with dask.config.set(quiet):
-            yield
-        return
-    with dask.config.set({key: "forkserver", **quiet}):
-        # after distributed's own call, which would replace the list
-        get_mp_context().set_forkserver_preload(["distributed", "numpy", "pandas", "mlpack.dask_engine", *preload])
-        yield
-
-
-_LIBRARIES = {"mlpack.sklearn": "sklearn", "mlpack.xgboost": "xgboost"}
-
-
-def _preload(service: Any) -> tuple[str, ...]:
-    """Modules a worker imports to load the service's models: their framework adapters and libraries."""
-    from .models import FRAMEWORKS
-
-    found: list[str] = []
-    for model in service.models:
-        module = model.info.module  # only known frameworks: model.yaml does not choose what gets imported
-        if module in FRAMEWORKS:
-            found += [FRAMEWORKS[module], _LIBRARIES[module]]
-    return tuple(dict.fromkeys(found))
-
-
-# ---------------------------------------------------------------- on the workers
-
-
-class ShipmentPlugin(WorkerPlugin):
-    """Carries a shipment to every worker; loads its service once per worker process."""
-
-    def __init__(self, shipment: Shipment) -> None:
-        self.shipment = shipment
-        self.name = shipment.key
-
-    def setup(self, worker: Any) -> None:
-        self._lock = threading.Lock()
-        self._loaded: Any = None
-        self.root = Path(tempfile.mkdtemp(prefix="mlpack-shipment-", dir=worker.local_directory))
-
-    def teardown(self, worker: Any) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def loaded(self) -> Any:
-        with self._lock:
-            if self._loaded is None:
-                self._loaded = unpack_and_load(self.shipment, self.root / "entry")
-            return self._loaded
-
-
-def run_partition(key: str, api_name: str, part: Partition, out_fmt: str, batch_size: int) -> dict[str, Any]:
-    """One partition through the API on this worker: its encoded results and counts, or its error."""
-    plugin = get_worker().plugins[key]
-    newlines = prefix = 0
-    try:
-        service = plugin.loaded().service
-        api = get_api(service, api_name)
-        scratch = Path(tempfile.mkdtemp(dir=plugin.root))
-        try:
-            opened = read(part, scratch)
-            newlines, prefix = opened.newlines, opened.prefix_lines
-            writer = PartWriter(out_fmt)
-            rows, _ = run_chunks(service, api, api.input._iter(opened.source, part.fmt, batch_size, part.name), writer.write)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    except MlpackError as exc:  # sent back as a value: our exceptions need not survive pickling
-        return {"error": str(exc), "type": type(exc).__name__, "newlines": newlines, "prefix": prefix}
-    return {"part": writer.result(), "rows": rows, "newlines": newlines}
 
 
 # ---------------------------------------------------------------- on the client
@@ -186,11 +71,18 @@ def run_dask(
     """Run API ``api_name`` of ``loaded`` (a ``LoadedService`` named by ``spec``) over ``input_spec`` on Dask."""
     api = get_api(loaded.service, api_name)
     started = time.perf_counter()
-    expected_workers = options.workers or (None if options.resolved_scheduler() else os.cpu_count())
+    scheduler = options.resolved_scheduler()
+    if scheduler is not None and options.workers is not None:
+        raise BadInput("--workers starts a local cluster; it cannot be combined with a scheduler")
+    expected_workers = options.workers or (None if scheduler else os.cpu_count())
     parts = plan(input_spec, fmt, api.input, options.partition_bytes, expected_workers or 2)
     out = _out_format(output, output_dir, out_fmt, parts[0].fmt)
+    if scheduler is None:  # its workers' imports overlap what the client does until they start
+        start_fork_server(preload_for(loaded.service))
     shipment = pack(loaded, spec, skip=tuple(p.url for p in parts if not _remote(p.url)))
-    with connect(options, _preload(loaded.service)) as client, _destination(output, output_dir, out) as sink:
+    from .dask_worker import ShipmentPlugin
+
+    with connect(scheduler, options.workers) as client, _destination(output, output_dir, out) as sink:
         client.register_plugin(ShipmentPlugin(shipment), name=shipment.key)
         try:
             window = max(2, 2 * len(client.scheduler_info(n_workers=-1).get("workers", {})))
@@ -250,6 +142,8 @@ def _collect(
 ) -> int:
     """Submit partitions a window at a time and hand their results to ``sink`` in order."""
     pending: deque[tuple[Partition, Any]] = deque()
+    from .dask_worker import run_partition
+
     todo = iter(parts)
     rows = 0
     before = {"rows": 0, "lines": 0}  # in the current file, for placing a message

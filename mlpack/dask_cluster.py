@@ -1,0 +1,113 @@
+"""The Dask cluster of a run: an existing scheduler, or a local cluster started for the run.
+
+A local cluster's worker processes fork from a server that imports distributed, numpy,
+pandas, ``mlpack.dask_worker`` and the service's frameworks once. The client starts that
+server as soon as it knows the service (``start_fork_server``), so those imports run on one
+core while the client plans the partitions and starts the scheduler on the other; spawning
+each worker from scratch would make every one of them import the same modules again
+(seconds of CPU per worker on a small machine) after the cluster starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import BadInput, MlpackError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+START_METHOD = "distributed.worker.multiprocessing-method"
+# what a worker imports whatever the service: the task, and the libraries it reads and writes with
+WORKER_MODULES = ("distributed", "numpy", "pandas", "mlpack.dask_worker")
+_LIBRARIES = {"mlpack.sklearn": "sklearn", "mlpack.xgboost": "xgboost"}
+
+
+def preload_for(service: Any) -> tuple[str, ...]:
+    """Modules a worker imports to run ``service``: ``WORKER_MODULES``, its models' adapters and libraries."""
+    from .models import FRAMEWORKS
+
+    found: list[str] = list(WORKER_MODULES)
+    for model in service.models:
+        module = model.info.module  # only known frameworks: model.yaml does not choose what gets imported
+        if module in FRAMEWORKS:
+            found += [FRAMEWORKS[module], _LIBRARIES[module]]
+    return tuple(dict.fromkeys(found))
+
+
+def forks(method: str | None = None) -> bool:
+    """Whether local-cluster workers fork from our server: dask's default start method (spawn) is not
+    overridden by the user's dask configuration (``DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD``)."""
+    if method is None:
+        import dask
+
+        method = dask.config.get(START_METHOD, "spawn")  # distributed's default, before distributed is imported
+    return method == "spawn"
+
+
+def start_fork_server(preload: tuple[str, ...]) -> bool:
+    """Start, in the background, the server a local cluster's workers will fork from; False if they will not.
+
+    It does not wait for the imports: the first worker's start does. The server lives until this
+    process exits (``multiprocessing`` keeps one per process), so later runs fork from it too.
+    """
+    if not forks():
+        return False
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
+    forkserver.ensure_running()
+    return True
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None, workers: int | None) -> Iterator[Client]:
+    """A client of ``scheduler``, or of a local cluster of ``workers`` processes started (and stopped) here."""
+    from distributed import Client
+
+    if scheduler is not None:
+        if workers is not None:
+            raise BadInput("--workers starts a local cluster; it cannot be combined with a scheduler")
+        try:
+            client = Client(scheduler)  # waits distributed.comm.timeouts.connect (DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT)
+        except (OSError, TimeoutError) as exc:
+            raise MlpackError(f"cannot reach the Dask scheduler at {scheduler}: {exc}; is it running?") from exc
+        with client:
+            yield client
+        return
+    with local_cluster(workers or os.cpu_count() or 1) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def local_cluster(n: int) -> Iterator[Client]:
+    """A ``LocalCluster`` of ``n`` single-threaded worker processes on 127.0.0.1, without a dashboard.
+
+    Its workers run without the sampling profiler (only a dashboard shows its results; it costs a
+    few % of a core per worker), and fork from the server of ``start_fork_server`` when it runs.
+    """
+    import logging
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    config: dict[str, Any] = {"distributed.worker.profile.enabled": False}
+    if forks(dask.config.get(START_METHOD)):
+        config[START_METHOD] = "forkserver"
+    with (
+        dask.config.set(config),
+        LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
