@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import BadInput, MlpackError
@@ -64,8 +65,16 @@ def start_fork_server(preload: tuple[str, ...]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """A connected client and the number of worker threads to keep busy."""
+
+    client: Client
+    threads: int
+
+
 @contextlib.contextmanager
-def connect(scheduler: str | None, workers: int | None) -> Iterator[Client]:
+def connect(scheduler: str | None, workers: int | None) -> Iterator[Cluster]:
     """A client of ``scheduler``, or of a local cluster of ``workers`` processes started (and stopped) here."""
     from distributed import Client
 
@@ -77,18 +86,18 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[Client]:
         except (OSError, TimeoutError) as exc:
             raise MlpackError(f"cannot reach the Dask scheduler at {scheduler}: {exc}; is it running?") from exc
         with client:
-            yield client
+            yield Cluster(client, sum(client.nthreads().values()))
         return
-    with local_cluster(workers or os.cpu_count() or 1) as client:
-        yield client
+    with local_cluster(workers or os.cpu_count() or 1) as cluster:
+        yield cluster
 
 
 @contextlib.contextmanager
-def local_cluster(n: int) -> Iterator[Client]:
+def local_cluster(n: int) -> Iterator[Cluster]:
     """A ``LocalCluster`` of ``n`` single-threaded worker processes on 127.0.0.1, without a dashboard.
 
-    Its workers run without the sampling profiler (only a dashboard shows its results; it costs a
-    few % of a core per worker), and fork from the server of ``start_fork_server`` when it runs.
+    Its workers run without the sampling profiler (only a dashboard shows its results; it costs
+    a few % of a core per worker), and fork from the server of ``start_fork_server`` when it runs.
     """
     import logging
 
@@ -98,16 +107,25 @@ def local_cluster(n: int) -> Iterator[Client]:
     config: dict[str, Any] = {"distributed.worker.profile.enabled": False}
     if forks(dask.config.get(START_METHOD)):
         config[START_METHOD] = "forkserver"
-    with (
-        dask.config.set(config),
-        LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+        import distributed.utils
+
+        # its first use would import numpy and pandas here, to choose the preloads of a
+        # fork server that start_fork_server has started already
+        distributed.utils._forkserver_preload_set = True
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(dask.config.set(config))
+        try:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+            )
+        except (RuntimeError, OSError, TimeoutError) as exc:  # distributed logs the workers' own errors
+            raise MlpackError(f"cannot start a local Dask cluster of {n} workers: {exc}") from exc
+        client = stack.enter_context(Client(cluster))
+        yield Cluster(client, n)

@@ -21,22 +21,18 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from . import exceptions
-from .dask_cluster import connect, preload_for, start_fork_server
+from .dask_cluster import Cluster, connect, preload_for, start_fork_server
 from .exceptions import BadInput, MlpackError
 from .offline import DEFAULT_BATCH_SIZE, Progress, RunStats, _atomic, _output_format, get_api
 from .partitions import Partition, place, plan
 from .parts import PART_EXTENSIONS, OrderedOutput, Part, atomic_folder
 from .shipping import pack
-
-if TYPE_CHECKING:
-    from distributed import Client
 
 SCHEDULER_ENV = "MLPACK_DASK_SCHEDULER"
 
@@ -82,11 +78,11 @@ def run_dask(
     shipment = pack(loaded, spec, skip=tuple(p.url for p in parts if not _remote(p.url)))
     from .dask_worker import ShipmentPlugin
 
-    with connect(scheduler, options.workers) as client, _destination(output, output_dir, out) as sink:
+    with connect(scheduler, options.workers) as cluster, _destination(output, output_dir, out) as sink:
+        client = cluster.client
         client.register_plugin(ShipmentPlugin(shipment), name=shipment.key)
         try:
-            window = max(2, 2 * len(client.scheduler_info(n_workers=-1).get("workers", {})))
-            rows = _collect(client, shipment.key, api_name, parts, out, batch_size, window, sink, progress)
+            rows = _collect(cluster, shipment.key, api_name, parts, out, batch_size, sink, progress)
             sink.close()
         finally:
             with contextlib.suppress(Exception):  # removes the shipment's files from the workers
@@ -130,58 +126,85 @@ def _destination(output: Any, output_dir: Any, fmt: str) -> Iterator[OrderedOutp
 
 
 def _collect(
-    client: Client,
+    cluster: Cluster,
     key: str,
     api_name: str,
     parts: list[Partition],
     fmt: str,
     batch_size: int,
-    window: int,
     sink: OrderedOutput,
     progress: Progress | None,
 ) -> int:
-    """Submit partitions a window at a time and hand their results to ``sink`` in order."""
-    pending: deque[tuple[Partition, Any]] = deque()
+    """Run the partitions, one per worker thread at a time, and hand their results to ``sink`` in order.
+
+    A partition is submitted when one finishes, so the scheduler gives it to the worker that
+    just became free (a task queued behind a busy worker would leave another one idle at
+    the end). Results that wait for an earlier partition are held here, a bounded number.
+    """
+    from distributed import as_completed
+
     from .dask_worker import run_partition
 
+    client = cluster.client
+    running = max(1, cluster.threads)
+    most_held = 2 * running + 2
     todo = iter(parts)
-    rows = 0
-    before = {"rows": 0, "lines": 0}  # in the current file, for placing a message
+    futures = as_completed()
+    flying: dict[str, tuple[Partition, Any]] = {}  # key -> partition, future
+    ready: dict[int, tuple[Partition, dict[str, Any]]] = {}
+    written = Written()
 
     def submit() -> None:
-        part = next(todo, None)
-        if part is not None:
+        while len(flying) < running and len(flying) + len(ready) < most_held:
+            part = next(todo, None)
+            if part is None:
+                return
             future = client.submit(
                 run_partition, key, api_name, part, fmt, batch_size, pure=False, priority=-part.index, retries=1
             )
-            pending.append((part, future))
+            flying[future.key] = (part, future)
+            futures.add(future)
 
-    for _ in range(window):
-        submit()
+    submit()
     try:
-        while pending:
-            part, future = pending.popleft()
+        for future in futures:
+            part, _ = flying.pop(future.key)
             try:
                 result = future.result()
             except Exception as exc:
                 raise MlpackError(f"a Dask worker failed on {_where(part)}: {type(exc).__name__}: {exc}") from exc
-            submit()
-            if part.first:
-                before = {"rows": 0, "lines": 0}
-            if "error" in result:
-                message = place(result["error"], before["rows"], before["lines"], result["prefix"])
-                raise getattr(exceptions, result["type"], MlpackError)(message)
-            done: Part = result["part"]
-            sink.add(part.index, done)
-            rows += result["rows"]
-            before["rows"] += result["rows"]
-            before["lines"] += result["newlines"]
-            if progress is not None:
+            if progress is not None and "rows" in result:
                 progress(result["rows"])
+            ready[part.index] = (part, result)
+            while written.next in ready:
+                written.add(sink, *ready.pop(written.next))
+            submit()
     finally:
-        for _, future in pending:
+        for _, future in flying.values():
             future.cancel()
-    return rows
+    return written.rows
+
+
+class Written:
+    """The partitions written so far, in order, and where in its file the next one starts."""
+
+    def __init__(self) -> None:
+        self.next = 0  # index of the next partition to write
+        self.rows = 0
+        self.before = {"rows": 0, "lines": 0}  # in the current file, for placing a message
+
+    def add(self, sink: OrderedOutput, part: Partition, result: dict[str, Any]) -> None:
+        if part.first:
+            self.before = {"rows": 0, "lines": 0}
+        if "error" in result:
+            message = place(result["error"], self.before["rows"], self.before["lines"], result["prefix"])
+            raise getattr(exceptions, result["type"], MlpackError)(message)
+        done: Part = result["part"]
+        sink.add(part.index, done)
+        self.rows += result["rows"]
+        self.before["rows"] += result["rows"]
+        self.before["lines"] += result["newlines"]
+        self.next += 1
 
 
 def _where(part: Partition) -> str:
