@@ -39,30 +39,28 @@ def preload_for(service: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def forks(method: str | None = None) -> bool:
-    """Whether local-cluster workers fork from our server: dask's default start method (spawn) is not
-    overridden by the user's dask configuration (``DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD``)."""
-    if method is None:
-        import dask
-
-        method = dask.config.get(START_METHOD, "spawn")  # distributed's default, before distributed is imported
-    return method == "spawn"
+def forks(method: str | None) -> bool:
+    """Whether local-cluster workers fork from our server: the start method dask is configured
+    with (``DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD``...) is its default, spawn."""
+    return (method or "spawn") == "spawn"
 
 
-def start_fork_server(preload: tuple[str, ...]) -> bool:
-    """Start, in the background, the server a local cluster's workers will fork from; False if they will not.
+def start_fork_server(preload: tuple[str, ...]) -> None:
+    """Start, in the background, the server a local cluster's workers will fork from.
 
-    It does not wait for the imports: the first worker's start does. The server lives until this
-    process exits (``multiprocessing`` keeps one per process), so later runs fork from it too.
+    It does not wait for the imports: the first worker's start does. The server lives until
+    this process exits (``multiprocessing`` keeps one per process), so later runs fork from it
+    too. Only the environment is checked for another start method here: importing dask to
+    read its configuration files would delay the start; ``local_cluster`` reads them, and does
+    not use the server if they choose another method.
     """
-    if not forks():
-        return False
+    if not forks(os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD")):
+        return
     import multiprocessing
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
     forkserver.ensure_running()
-    return True
 
 
 @dataclass(frozen=True)
@@ -105,7 +103,7 @@ def local_cluster(n: int) -> Iterator[Cluster]:
     from distributed import Client, LocalCluster
 
     config: dict[str, Any] = {"distributed.worker.profile.enabled": False}
-    if forks(dask.config.get(START_METHOD)):
+    if forks(dask.config.get(START_METHOD, None)):
         config[START_METHOD] = "forkserver"
         import distributed.utils
 
