@@ -65,10 +65,11 @@ def start_fork_server(preload: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class Cluster:
-    """A connected client and the number of worker threads to keep busy."""
+    """A connected client, the number of worker threads to keep busy, and whether the cluster is ours."""
 
     client: Client
     threads: int
+    local: bool = False  # started for this run, stopped after it
 
 
 @contextlib.contextmanager
@@ -126,4 +127,4 @@ def local_cluster(n: int) -> Iterator[Cluster]:
         except (RuntimeError, OSError, TimeoutError) as exc:  # distributed logs the workers' own errors
             raise MlpackError(f"cannot start a local Dask cluster of {n} workers: {exc}") from exc
         client = stack.enter_context(Client(cluster))
-        yield Cluster(client, n)
+        yield Cluster(client, n, local=True)

@@ -85,8 +85,9 @@ def run_dask(
             rows = _collect(cluster, shipment.key, api_name, parts, out, batch_size, sink, progress)
             sink.close()
         finally:
-            with contextlib.suppress(Exception):  # removes the shipment's files from the workers
-                client.unregister_worker_plugin(shipment.key)
+            if not cluster.local:  # a local cluster's workers remove its files as they stop
+                with contextlib.suppress(Exception):  # removes the shipment's files from the workers
+                    client.unregister_worker_plugin(shipment.key)
     return RunStats(rows, len(parts), time.perf_counter() - started)
 
 
