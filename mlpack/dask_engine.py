@@ -41,7 +41,7 @@ SCHEDULER_ENV = "MLPACK_DASK_SCHEDULER"
 class DaskOptions:
     scheduler: str | None = None  # tcp://HOST:PORT; None: $MLPACK_DASK_SCHEDULER, else a LocalCluster
     workers: int | None = None  # LocalCluster size [default: one per CPU]
-    partition_bytes: int | None = None  # target partition size [default: a few partitions per worker]
+    partition_bytes: int | None = None  # target partition size [default: shrinking shares of the input]
 
     def resolved_scheduler(self) -> str | None:
         return self.scheduler or os.environ.get(SCHEDULER_ENV) or None

@@ -257,6 +257,9 @@ def test_usage_errors(cli, project, tmp_path) -> None:
     res = run(cli, project, "service.py:svc", "predict", "--input-file", str(tmp_path / "none*.csv"), "--engine", "dask")
     assert res.returncode != 0 and "no input files" in res.stderr
     res = run(cli, project, "service.py:svc", "predict", "--input-file", str(project.parent / "rows.csv"),
+              "--engine", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:9")  # fmt: skip
+    assert res.returncode != 0 and "--workers starts a local cluster; it cannot be combined" in res.stderr
+    res = run(cli, project, "service.py:svc", "predict", "--input-file", str(project.parent / "rows.csv"),
               "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9",
               env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})  # fmt: skip
     assert res.returncode != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in res.stderr

@@ -162,3 +162,16 @@ def test_default_partitions_shrink_towards_the_end_of_the_input(tmp_path) -> Non
     assert MIN_PARTITION_BYTES <= many[0].hi < MIN_PARTITION_BYTES + len(row)
     size = shrinking_sizes(10 << 30, 2)
     assert size(0) == 64 << 20 and size((10 << 30) - 1000) == MIN_PARTITION_BYTES
+
+
+def test_default_parquet_partitions_take_fewer_row_groups_towards_the_end(tmp_path) -> None:
+    path = tmp_path / "x.parquet"
+    data = np.random.default_rng(0).random((400_000, 4))  # incompressible: 640 KB per row group of 20,000 rows
+    pd.DataFrame(data, columns=list("abcd")).to_parquet(path, row_group_size=20_000)
+    parts = plan(str(path), None, NumpyNdarray(), None, workers=2)
+    groups = [p.row_groups for p in parts]
+    assert [g for gs in groups for g in gs] == list(range(20)) and [p.first for p in parts].count(True) == 1
+    sizes = [len(g) for g in groups]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] >= 4 and sizes[-1] <= 2  # ~1/4 of the file, then down to 1 MiB
+    got = np.concatenate(_arrays(NumpyNdarray(), parts, tmp_path))
+    assert np.array_equal(got, data)
