@@ -70,24 +70,28 @@ def run_dask(
     scheduler = options.resolved_scheduler()
     if scheduler is not None and options.workers is not None:
         raise BadInput("--workers starts a local cluster; it cannot be combined with a scheduler")
-    expected_workers = options.workers or (None if scheduler else os.cpu_count())
-    parts = plan(input_spec, fmt, api.input, options.partition_bytes, expected_workers or 2)
-    out = _out_format(output, output_dir, out_fmt, parts[0].fmt)
-    if scheduler is None:  # its workers' imports overlap what the client does until they start
-        start_fork_server(preload_for(loaded.service))
-    shipment = pack(loaded, spec, skip=tuple(p.url for p in parts if not _remote(p.url)))
+    local = scheduler is None
+    if local:  # the input checked before any process starts; partitions for the workers to come
+        parts = plan(input_spec, fmt, api.input, options.partition_bytes, options.workers or os.cpu_count() or 1)
+        out = _out_format(output, output_dir, out_fmt, parts[0].fmt)
+        start_fork_server(preload_for(loaded.service))  # its imports overlap what the client does until then
     from .dask_worker import ShipmentPlugin
 
-    with connect(scheduler, options.workers) as cluster, _destination(output, output_dir, out) as sink:
+    with connect(scheduler, options.workers) as cluster:
+        if not local:  # partitions for the workers the cluster has
+            parts = plan(input_spec, fmt, api.input, options.partition_bytes, max(cluster.threads, 1))
+            out = _out_format(output, output_dir, out_fmt, parts[0].fmt)
+        shipment = pack(loaded, spec, skip=tuple(p.url for p in parts if not _remote(p.url)))
         client = cluster.client
-        client.register_plugin(ShipmentPlugin(shipment), name=shipment.key)
-        try:
-            rows = _collect(cluster, shipment.key, api_name, parts, out, batch_size, sink, progress)
-            sink.close()
-        finally:
-            if not cluster.local:  # a local cluster's workers remove its files as they stop
-                with contextlib.suppress(Exception):  # removes the shipment's files from the workers
-                    client.unregister_worker_plugin(shipment.key)
+        with _destination(output, output_dir, out) as sink:
+            client.register_plugin(ShipmentPlugin(shipment), name=shipment.key)
+            try:
+                rows = _collect(cluster, shipment.key, api_name, parts, out, batch_size, sink, progress)
+                sink.close()
+            finally:
+                if not cluster.local:  # a local cluster's workers remove its files as they stop
+                    with contextlib.suppress(Exception):  # removes the shipment's files from the workers
+                        client.unregister_worker_plugin(shipment.key)
     return RunStats(rows, len(parts), time.perf_counter() - started)
 
 
