@@ -2,8 +2,9 @@
 
 - The cluster is an existing scheduler (``--scheduler tcp://HOST:PORT`` or
   ``MLPACK_DASK_SCHEDULER``), else a ``LocalCluster`` of single-threaded worker processes on
-  127.0.0.1 without a dashboard.
-- The service travels as a ``Shipment`` (``mlpack.shipping``) inside a worker plugin: every
+  127.0.0.1 without a dashboard (``mlpack.dask_cluster``).
+- The service travels as a ``Shipment`` (``mlpack.shipping``) inside a worker plugin
+  (``mlpack.dask_worker``): every
   worker, also one that joins later, gets it; each worker process unpacks it and imports the
   service once, on its first partition, and keeps it for the next ones.
 - A partition is read on its worker (``mlpack.partitions``) and goes through
@@ -19,24 +20,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from distributed import Client, LocalCluster, WorkerPlugin, get_worker
-
 from . import exceptions
+from .dask_cluster import Cluster, connect, preload_for, start_fork_server
 from .exceptions import BadInput, MlpackError
-from .offline import DEFAULT_BATCH_SIZE, Progress, RunStats, _atomic, _output_format, get_api, run_chunks
-from .partitions import Partition, place, plan, read
-from .parts import PART_EXTENSIONS, OrderedOutput, Part, PartWriter, atomic_folder
-from .shipping import Shipment, pack, unpack_and_load
+from .offline import DEFAULT_BATCH_SIZE, Progress, RunStats, _atomic, _output_format, get_api
+from .partitions import Partition, place, plan
+from .parts import PART_EXTENSIONS, OrderedOutput, Part, atomic_folder
+from .shipping import pack
 
 SCHEDULER_ENV = "MLPACK_DASK_SCHEDULER"
 
@@ -45,125 +41,10 @@ SCHEDULER_ENV = "MLPACK_DASK_SCHEDULER"
 class DaskOptions:
     scheduler: str | None = None  # tcp://HOST:PORT; None: $MLPACK_DASK_SCHEDULER, else a LocalCluster
     workers: int | None = None  # LocalCluster size [default: one per CPU]
-    partition_bytes: int | None = None  # target partition size [default: a few partitions per worker]
+    partition_bytes: int | None = None  # target partition size [default: shrinking shares of the input]
 
     def resolved_scheduler(self) -> str | None:
         return self.scheduler or os.environ.get(SCHEDULER_ENV) or None
-
-
-@contextlib.contextmanager
-def connect(options: DaskOptions, preload: tuple[str, ...] = ()) -> Iterator[Client]:
-    """A client of the given scheduler, or of a LocalCluster started (and stopped) here.
-
-    A LocalCluster's worker processes fork from a server that imported ``preload`` (and
-    distributed, numpy, pandas) once, unless dask is configured to another start method:
-    spawning each worker from scratch costs seconds of CPU per worker on a small machine.
-    Its workers run without the sampling profiler (only a dashboard shows its results).
-    """
-    address = options.resolved_scheduler()
-    if address is not None:
-        if options.workers is not None:
-            raise BadInput("--workers starts a local cluster; it cannot be combined with a scheduler")
-        try:
-            client = Client(address)  # waits distributed.comm.timeouts.connect (DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT)
-        except (OSError, TimeoutError) as exc:
-            raise MlpackError(f"cannot reach the Dask scheduler at {address}: {exc}; is it running?") from exc
-        with client:
-            yield client
-        return
-    n = options.workers or os.cpu_count() or 1
-    import logging
-
-    with (
-        LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-
-
-@contextlib.contextmanager
-def _fork_server(preload: tuple[str, ...]) -> Iterator[None]:
-    import dask
-    from distributed.utils import get_mp_context
-
-    key = "distributed.worker.multiprocessing-method"
-    # the workers' sampling profiler (every 10 ms) costs a few % of a core each, for a dashboard we do not start
-    quiet = {"distributed.worker.profile.enabled": False}
-    if dask.config.get(key) != "spawn":  # chosen by the user: keep it
-        with dask.config.set(quiet):
-            yield
-        return
-    with dask.config.set({key: "forkserver", **quiet}):
-        # after distributed's own call, which would replace the list
-        get_mp_context().set_forkserver_preload(["distributed", "numpy", "pandas", "mlpack.dask_engine", *preload])
-        yield
-
-
-_LIBRARIES = {"mlpack.sklearn": "sklearn", "mlpack.xgboost": "xgboost"}
-
-
-def _preload(service: Any) -> tuple[str, ...]:
-    """Modules a worker imports to load the service's models: their framework adapters and libraries."""
-    from .models import FRAMEWORKS
-
-    found: list[str] = []
-    for model in service.models:
-        module = model.info.module  # only known frameworks: model.yaml does not choose what gets imported
-        if module in FRAMEWORKS:
-            found += [FRAMEWORKS[module], _LIBRARIES[module]]
-    return tuple(dict.fromkeys(found))
-
-
-# ---------------------------------------------------------------- on the workers
-
-
-class ShipmentPlugin(WorkerPlugin):
-    """Carries a shipment to every worker; loads its service once per worker process."""
-
-    def __init__(self, shipment: Shipment) -> None:
-        self.shipment = shipment
-        self.name = shipment.key
-
-    def setup(self, worker: Any) -> None:
-        self._lock = threading.Lock()
-        self._loaded: Any = None
-        self.root = Path(tempfile.mkdtemp(prefix="mlpack-shipment-", dir=worker.local_directory))
-
-    def teardown(self, worker: Any) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def loaded(self) -> Any:
-        with self._lock:
-            if self._loaded is None:
-                self._loaded = unpack_and_load(self.shipment, self.root / "entry")
-            return self._loaded
-
-
-def run_partition(key: str, api_name: str, part: Partition, out_fmt: str, batch_size: int) -> dict[str, Any]:
-    """One partition through the API on this worker: its encoded results and counts, or its error."""
-    plugin = get_worker().plugins[key]
-    newlines = prefix = 0
-    try:
-        service = plugin.loaded().service
-        api = get_api(service, api_name)
-        scratch = Path(tempfile.mkdtemp(dir=plugin.root))
-        try:
-            opened = read(part, scratch)
-            newlines, prefix = opened.newlines, opened.prefix_lines
-            writer = PartWriter(out_fmt)
-            rows, _ = run_chunks(service, api, api.input._iter(opened.source, part.fmt, batch_size, part.name), writer.write)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    except MlpackError as exc:  # sent back as a value: our exceptions need not survive pickling
-        return {"error": str(exc), "type": type(exc).__name__, "newlines": newlines, "prefix": prefix}
-    return {"part": writer.result(), "rows": rows, "newlines": newlines}
 
 
 # ---------------------------------------------------------------- on the client
@@ -186,19 +67,31 @@ def run_dask(
     """Run API ``api_name`` of ``loaded`` (a ``LoadedService`` named by ``spec``) over ``input_spec`` on Dask."""
     api = get_api(loaded.service, api_name)
     started = time.perf_counter()
-    expected_workers = options.workers or (None if options.resolved_scheduler() else os.cpu_count())
-    parts = plan(input_spec, fmt, api.input, options.partition_bytes, expected_workers or 2)
-    out = _out_format(output, output_dir, out_fmt, parts[0].fmt)
-    shipment = pack(loaded, spec, skip=tuple(p.url for p in parts if not _remote(p.url)))
-    with connect(options, _preload(loaded.service)) as client, _destination(output, output_dir, out) as sink:
-        client.register_plugin(ShipmentPlugin(shipment), name=shipment.key)
-        try:
-            window = max(2, 2 * len(client.scheduler_info(n_workers=-1).get("workers", {})))
-            rows = _collect(client, shipment.key, api_name, parts, out, batch_size, window, sink, progress)
-            sink.close()
-        finally:
-            with contextlib.suppress(Exception):  # removes the shipment's files from the workers
-                client.unregister_worker_plugin(shipment.key)
+    scheduler = options.resolved_scheduler()
+    if scheduler is not None and options.workers is not None:
+        raise BadInput("--workers starts a local cluster; it cannot be combined with a scheduler")
+    local = scheduler is None
+    if local:  # the input checked before any process starts; partitions for the workers to come
+        parts = plan(input_spec, fmt, api.input, options.partition_bytes, options.workers or os.cpu_count() or 1)
+        out = _out_format(output, output_dir, out_fmt, parts[0].fmt)
+        start_fork_server(preload_for(loaded.service))  # its imports overlap what the client does until then
+    from .dask_worker import ShipmentPlugin
+
+    with connect(scheduler, options.workers) as cluster:
+        if not local:  # partitions for the workers the cluster has
+            parts = plan(input_spec, fmt, api.input, options.partition_bytes, max(cluster.threads, 1))
+            out = _out_format(output, output_dir, out_fmt, parts[0].fmt)
+        shipment = pack(loaded, spec, skip=tuple(p.url for p in parts if not _remote(p.url)))
+        client = cluster.client
+        with _destination(output, output_dir, out) as sink:
+            client.register_plugin(ShipmentPlugin(shipment), name=shipment.key)
+            try:
+                rows = _collect(cluster, shipment.key, api_name, parts, out, batch_size, sink, progress)
+                sink.close()
+            finally:
+                if not cluster.local:  # a local cluster's workers remove its files as they stop
+                    with contextlib.suppress(Exception):  # removes the shipment's files from the workers
+                        client.unregister_worker_plugin(shipment.key)
     return RunStats(rows, len(parts), time.perf_counter() - started)
 
 
@@ -238,56 +131,85 @@ def _destination(output: Any, output_dir: Any, fmt: str) -> Iterator[OrderedOutp
 
 
 def _collect(
-    client: Client,
+    cluster: Cluster,
     key: str,
     api_name: str,
     parts: list[Partition],
     fmt: str,
     batch_size: int,
-    window: int,
     sink: OrderedOutput,
     progress: Progress | None,
 ) -> int:
-    """Submit partitions a window at a time and hand their results to ``sink`` in order."""
-    pending: deque[tuple[Partition, Any]] = deque()
+    """Run the partitions, one per worker thread at a time, and hand their results to ``sink`` in order.
+
+    A partition is submitted when one finishes, so the scheduler gives it to the worker that
+    just became free (a task queued behind a busy worker would leave another one idle at
+    the end). Results that wait for an earlier partition are held here, a bounded number.
+    """
+    from distributed import as_completed
+
+    from .dask_worker import run_partition
+
+    client = cluster.client
+    running = max(1, cluster.threads)
+    most_held = 2 * running + 2
     todo = iter(parts)
-    rows = 0
-    before = {"rows": 0, "lines": 0}  # in the current file, for placing a message
+    futures = as_completed()
+    flying: dict[str, tuple[Partition, Any]] = {}  # key -> partition, future
+    ready: dict[int, tuple[Partition, dict[str, Any]]] = {}
+    written = Written()
 
     def submit() -> None:
-        part = next(todo, None)
-        if part is not None:
+        while len(flying) < running and len(flying) + len(ready) < most_held:
+            part = next(todo, None)
+            if part is None:
+                return
             future = client.submit(
                 run_partition, key, api_name, part, fmt, batch_size, pure=False, priority=-part.index, retries=1
             )
-            pending.append((part, future))
+            flying[future.key] = (part, future)
+            futures.add(future)
 
-    for _ in range(window):
-        submit()
+    submit()
     try:
-        while pending:
-            part, future = pending.popleft()
+        for future in futures:
+            part, _ = flying.pop(future.key)
             try:
                 result = future.result()
             except Exception as exc:
                 raise MlpackError(f"a Dask worker failed on {_where(part)}: {type(exc).__name__}: {exc}") from exc
-            submit()
-            if part.first:
-                before = {"rows": 0, "lines": 0}
-            if "error" in result:
-                message = place(result["error"], before["rows"], before["lines"], result["prefix"])
-                raise getattr(exceptions, result["type"], MlpackError)(message)
-            done: Part = result["part"]
-            sink.add(part.index, done)
-            rows += result["rows"]
-            before["rows"] += result["rows"]
-            before["lines"] += result["newlines"]
-            if progress is not None:
+            if progress is not None and "rows" in result:
                 progress(result["rows"])
+            ready[part.index] = (part, result)
+            while written.next in ready:
+                written.add(sink, *ready.pop(written.next))
+            submit()
     finally:
-        for _, future in pending:
+        for _, future in flying.values():
             future.cancel()
-    return rows
+    return written.rows
+
+
+class Written:
+    """The partitions written so far, in order, and where in its file the next one starts."""
+
+    def __init__(self) -> None:
+        self.next = 0  # index of the next partition to write
+        self.rows = 0
+        self.before = {"rows": 0, "lines": 0}  # in the current file, for placing a message
+
+    def add(self, sink: OrderedOutput, part: Partition, result: dict[str, Any]) -> None:
+        if part.first:
+            self.before = {"rows": 0, "lines": 0}
+        if "error" in result:
+            message = place(result["error"], self.before["rows"], self.before["lines"], result["prefix"])
+            raise getattr(exceptions, result["type"], MlpackError)(message)
+        done: Part = result["part"]
+        sink.add(part.index, done)
+        self.rows += result["rows"]
+        self.before["rows"] += result["rows"]
+        self.before["lines"] += result["newlines"]
+        self.next += 1
 
 
 def _where(part: Partition) -> str:

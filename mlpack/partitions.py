@@ -19,7 +19,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
@@ -105,24 +105,41 @@ def open_input(url: str) -> IO[bytes]:
 
 
 def plan(spec: str, fmt: str | None, descriptor: Any, partition_bytes: int | None, workers: int = 2) -> list[Partition]:
-    """The partitions of every input file, in output order."""
+    """The partitions of every input file, in output order.
+
+    ``partition_bytes`` None: sizes that shrink as the input goes (``shrinking_sizes``).
+    """
     from .io import Text
 
     files = list_inputs(spec, fmt)
     sizes = [_size(url) for url, _ in files]
-    if partition_bytes is None:  # a few partitions per worker, so that a slow one does not hold up the rest
-        partition_bytes = min(DEFAULT_PARTITION_BYTES, max(MIN_PARTITION_BYTES, sum(sizes) // (4 * max(workers, 1)) + 1))
+    block = (lambda done: partition_bytes) if partition_bytes else shrinking_sizes(sum(sizes), workers)
     parts: list[Partition] = []
+    done = 0  # bytes of the files before this one
     for (url, name), size in zip(files, sizes):
         kind = "text" if isinstance(descriptor, Text) else file_format(name, fmt)
+        here = lambda offset, done=done: block(done + offset)  # noqa: E731 - sizes by position in the whole input
         if kind == "parquet":
-            found = _parquet_parts(url, name, partition_bytes)
+            found = _parquet_parts(url, name, here)
         elif kind in _LINE_FORMATS:
-            found = _line_parts(url, name, kind, size, partition_bytes, descriptor)
+            found = _line_parts(url, name, kind, size, here, descriptor)
         else:
             found = [Partition(0, url, name, kind)]
         parts += [replace(p, index=len(parts) + i) for i, p in enumerate(found)]
+        done += size
     return parts
+
+
+def shrinking_sizes(total: int, workers: int) -> Callable[[int], int]:
+    """Partition size by position: a share of what is left, so that the last partitions are small.
+
+    Each partition is 1/(2 x workers) of the bytes left from its start (between
+    ``MIN_PARTITION_BYTES`` and ``DEFAULT_PARTITION_BYTES``): few partitions, so that each
+    costs little per row, and the last ones small, so that no worker finishes long after
+    the others (guided self-scheduling).
+    """
+    share = 2 * max(workers, 1)
+    return lambda done: min(DEFAULT_PARTITION_BYTES, max(MIN_PARTITION_BYTES, (total - done) // share + 1))
 
 
 def _size(url: str) -> int:
@@ -132,7 +149,7 @@ def _size(url: str) -> int:
     return int(fs.size(path))
 
 
-def _line_parts(url: str, name: str, fmt: str, size: int, block: int, descriptor: Any) -> list[Partition]:
+def _line_parts(url: str, name: str, fmt: str, size: int, block: Callable[[int], int], descriptor: Any) -> list[Partition]:
     with open_input(url) as f:
         header = None
         start = 0
@@ -145,7 +162,7 @@ def _line_parts(url: str, name: str, fmt: str, size: int, block: int, descriptor
             if header is not None and not _has_header(descriptor, header):
                 header = None
         bounds = [0]
-        pos = max(block, start)
+        pos = max(block(0), start)
         while pos < size:
             f.seek(pos)
             f.readline()  # to the start of the next line
@@ -153,7 +170,7 @@ def _line_parts(url: str, name: str, fmt: str, size: int, block: int, descriptor
             if end >= size:
                 break
             bounds.append(end)
-            pos = end + block
+            pos = end + block(end)
     bounds.append(size)
     return [
         Partition(0, url, name, fmt, lo, hi, header if i else None, first=i == 0)
@@ -176,21 +193,25 @@ def _has_header(descriptor: Any, line: bytes) -> bool:
     return not (names and len(fields) == len(names) and not set(fields) & {str(n) for n in names})
 
 
-def _parquet_parts(url: str, name: str, block: int) -> list[Partition]:
+def _parquet_parts(url: str, name: str, block: Callable[[int], int]) -> list[Partition]:
     pq = _pyarrow_parquet()
     try:
         with open_input(url) as f:
             meta = pq.ParquetFile(f).metadata
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError...
         raise BadInput(f"{name} is not a readable Parquet file: {exc}") from exc
+    sizes = [meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)]
+    # ``block`` takes a position in the file's bytes; row groups count theirs uncompressed
+    ratio = max(sum(sizes), 1) / max(_size(url), 1)
     groups: list[list[int]] = []
-    filled = block
-    for i in range(meta.num_row_groups):
-        if filled >= block:
+    filled = wanted = offset = 0  # offset: uncompressed bytes of the groups before
+    for i, group in enumerate(sizes):
+        if filled >= wanted:
             groups.append([])
-            filled = 0
+            filled, wanted = 0, block(int(offset / ratio))
         groups[-1].append(i)
-        filled += meta.row_group(i).total_byte_size
+        filled += group
+        offset += group
     if not groups:
         return [Partition(0, url, name, "parquet")]
     return [Partition(0, url, name, "parquet", row_groups=tuple(g), first=i == 0) for i, g in enumerate(groups)]

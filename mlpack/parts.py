@@ -42,7 +42,7 @@ class PartWriter:
         self._part = Part(self.fmt)
 
     def write(self, obj: Any) -> None:
-        from .io.writer import _frame, _rows, to_json_bytes
+        from .io.writer import CSV_COLUMN_HEADER, _frame, _rows, csv_column, to_json_bytes
 
         part = self._part
         assert part is not None
@@ -51,6 +51,13 @@ class PartWriter:
             if items:
                 self._pieces.append(("\n" if self.fmt == "jsonl" else ",\n").join(items) + ("\n" if self.fmt == "jsonl" else ""))
             part.items += len(items)
+            return
+        rows = csv_column(obj) if self.fmt == "csv" else None
+        if rows is not None:
+            if part.header is None:
+                part.header = CSV_COLUMN_HEADER
+            self._pieces.append(rows)
+            part.items += len(obj)
             return
         df = _frame(obj)
         if self.fmt == "parquet":

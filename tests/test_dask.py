@@ -33,12 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SERVICE = """
 import os
+import sys
+
+# one line per import of this module, per process: its pid, its parent's, whether sklearn was imported before
+with open(os.environ["IMPORT_LOG"], "a") as log:
+    log.write(f"{os.getpid()} {os.getppid()} {int('sklearn' in sys.modules)}\\n")
 
 import mlpack
 from mlpack.io import NumpyNdarray, PandasDataFrame
-
-with open(os.environ["IMPORT_LOG"], "a") as log:  # one line per import of this module, per process
-    log.write(f"{os.getpid()}\\n")
 
 runner = mlpack.sklearn.get("iris_clf:latest").to_runner()
 svc = mlpack.Service("iris_classifier", runners=[runner])
@@ -54,6 +56,11 @@ def predict(arr):
 def predict_df(df):
     return df.assign(species=runner.predict.run(df.to_numpy()))[["species"]]
 """
+
+
+def imports(log: Path) -> list[tuple[int, int, bool]]:
+    """(pid, parent pid, sklearn imported already) of each import of the service module."""
+    return [(int(a), int(b), c == "1") for a, b, c in (line.split() for line in log.read_text().splitlines())]
 
 
 def _wait_for_file(path: Path, procs: list[subprocess.Popen], timeout: float = 60) -> None:
@@ -149,7 +156,7 @@ def test_csv_output_is_byte_identical_to_a_local_run_and_loads_once_per_worker(c
     local, dask = (project / "local.csv").read_bytes(), (project / "dask.csv").read_bytes()
     assert dask == local and local.count(b"\n") == 3001
     # ~15 partitions on 2 workers: each worker process imported the service once, from its shipment
-    pids = cluster["log"].read_text().split()
+    pids = [pid for pid, _, _ in imports(cluster["log"])]
     assert 1 <= len(pids) <= 2 and len(set(pids)) == len(pids)
     assert all(not any(h.iterdir()) for h in cluster["homes"])  # the workers' own stores stayed empty
     # json output: the same document too
@@ -200,8 +207,12 @@ def test_the_readme_commands_on_a_bundle(cli, project, cluster, tmp_path) -> Non
     first = [*commands[0][1:], "--partition-size", "6000"]
     ok(cli(*first, cwd=project, env={"IMPORT_LOG": str(log)}))
     assert (project / "predictions.csv").read_text() == local
-    pids = log.read_text().split()
-    assert len(pids) == len(set(pids)) == 3  # the client and two worker processes, each importing once
+    (client, *workers) = imports(log)
+    assert client[1] == os.getpid() and len(workers) == 2  # the client, then two worker processes, once each
+    assert len({client[0], *(pid for pid, _, _ in workers)}) == 3
+    # the workers forked from one server (a child of the client) that had imported sklearn for them
+    assert workers[0][1] == workers[1][1] not in (client[0], os.getpid())
+    assert all(preloaded for _, _, preloaded in workers) and not client[2]
     second = [a.replace("tcp://127.0.0.1:8786", cluster["address"]) for a in commands[1][1:]]
     ok(cli(*second, "--partition-size", "5000", cwd=project, env={"IMPORT_LOG": str(log)}))
     texts = [p.read_text() for p in sorted((project / "predictions").iterdir())]
@@ -245,6 +256,9 @@ def test_usage_errors(cli, project, tmp_path) -> None:
     assert res.returncode != 0 and "need --engine dask" in res.stderr
     res = run(cli, project, "service.py:svc", "predict", "--input-file", str(tmp_path / "none*.csv"), "--engine", "dask")
     assert res.returncode != 0 and "no input files" in res.stderr
+    res = run(cli, project, "service.py:svc", "predict", "--input-file", str(project.parent / "rows.csv"),
+              "--engine", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:9")  # fmt: skip
+    assert res.returncode != 0 and "--workers starts a local cluster; it cannot be combined" in res.stderr
     res = run(cli, project, "service.py:svc", "predict", "--input-file", str(project.parent / "rows.csv"),
               "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9",
               env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})  # fmt: skip

@@ -638,6 +638,26 @@ def test_csv_output_writes_the_header_once():
     assert preds == "result\n0\n1\n2\n"
 
 
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [np.array([1, -2, 3], dtype=np.int8), np.array([], dtype=np.int64), np.array([2**62, 0], dtype=np.uint64)],
+        [np.array([], dtype=np.int32)],  # the header alone, as pandas writes it
+        [np.array([True, False]), np.array([False])],
+        [np.array([0.5, np.nan]), np.array([1, 2])],  # a float chunk goes through pandas, then integers
+        [np.array([1, 2]), np.array([[1, 2], [3, 4]])[:, 0], pd.Series([7, 8], name="result")],
+    ],
+)
+def test_csv_of_integer_results_is_what_pandas_writes(chunks):
+    """The fast path for 1-D integer and boolean arrays writes pandas' bytes, in any mix of chunks."""
+    buf = io.StringIO()
+    with ChunkWriter(buf, "csv") as writer:
+        assert [writer.write(c) for c in chunks] == [len(c) for c in chunks]
+    frames = [c.to_frame() if isinstance(c, pd.Series) else pd.DataFrame({"result": c}) for c in chunks]
+    expected = "".join(f.to_csv(index=False, header=i == 0, lineterminator="\n") for i, f in enumerate(frames))
+    assert buf.getvalue() == expected
+
+
 def test_chunk_writer_counts_rows():
     buf = io.StringIO()
     writer = ChunkWriter(buf, "jsonl")

@@ -11,7 +11,7 @@ import pytest
 
 from mlpack.exceptions import BadInput
 from mlpack.io import JSON, NumpyNdarray, PandasDataFrame
-from mlpack.partitions import list_inputs, place, plan, read
+from mlpack.partitions import MIN_PARTITION_BYTES, list_inputs, place, plan, read, shrinking_sizes
 from mlpack.parts import OrderedOutput, PartWriter
 
 COLUMNS = ["a", "b", "c"]
@@ -137,3 +137,41 @@ def test_json_records_of_a_jsonl_partition(tmp_path) -> None:
     assert len(parts) > 3 and all(p.header is None for p in parts)
     records = [r for part in parts for chunk in JSON()._iter(read(part, tmp_path).source, "jsonl", 7, part.name) for r in chunk]
     assert records == [{"a": i} for i in range(100)]
+
+
+def test_default_partitions_shrink_towards_the_end_of_the_input(tmp_path) -> None:
+    """Without --partition-size: each partition a share of what is left, over every file, the last ones small."""
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    row = "1.25,2.5,3.75\n"
+    first.write_text("a,b,c\n" + row * 400_000)  # 5.6 MB
+    second.write_text("a,b,c\n" + row * 100_000)
+    total = first.stat().st_size + second.stat().st_size
+    parts = plan(str(tmp_path), None, NumpyNdarray(), None, workers=2)
+    sizes = [(p.hi if p.hi >= 0 else (first if p.url == str(first) else second).stat().st_size) - p.lo for p in parts]
+    assert [p.url for p in parts] == sorted(p.url for p in parts) and sum(sizes) == total
+    assert sizes[0] == pytest.approx(total / 4, rel=0.01)  # a quarter of the input for each of 2 workers' first
+    # within a file, each partition but its last (the file's rest) no bigger than the one before
+    cut = [i for i, p in enumerate(parts) if p.first] + [len(parts)]
+    for a, b in zip(cut, cut[1:]):
+        inner = sizes[a : b - 1]
+        assert all(y <= x + len(row) for x, y in zip(inner, inner[1:])) and sizes[b - 1] <= max(inner or [total])
+    assert cut == [0, 5, 7] and sizes[:3] == sorted(sizes[:3], reverse=True)
+    assert max(sizes[-2:]) <= MIN_PARTITION_BYTES + len(row) < sizes[0] / 1.5
+    # more workers: smaller first partitions; the bounds hold at both ends
+    many = plan(str(first), None, NumpyNdarray(), None, workers=8)  # 1/16 of 5.6 MB is below the minimum
+    assert MIN_PARTITION_BYTES <= many[0].hi < MIN_PARTITION_BYTES + len(row)
+    size = shrinking_sizes(10 << 30, 2)
+    assert size(0) == 64 << 20 and size((10 << 30) - 1000) == MIN_PARTITION_BYTES
+
+
+def test_default_parquet_partitions_take_fewer_row_groups_towards_the_end(tmp_path) -> None:
+    path = tmp_path / "x.parquet"
+    data = np.random.default_rng(0).random((400_000, 4))  # incompressible: 640 KB per row group of 20,000 rows
+    pd.DataFrame(data, columns=list("abcd")).to_parquet(path, row_group_size=20_000)
+    parts = plan(str(path), None, NumpyNdarray(), None, workers=2)
+    groups = [p.row_groups for p in parts]
+    assert [g for gs in groups for g in gs] == list(range(20)) and [p.first for p in parts].count(True) == 1
+    sizes = [len(g) for g in groups]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] >= 4 and sizes[-1] <= 2  # ~1/4 of the file, then down to 1 MiB
+    got = np.concatenate(_arrays(NumpyNdarray(), parts, tmp_path))
+    assert np.array_equal(got, data)

@@ -104,7 +104,7 @@ def run(
     ),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Dask: write one part file per partition here."),
     partition_size: Optional[int] = typer.Option(
-        None, "--partition-size", min=1, help="Dask: bytes of input per partition. [default: a few per worker]"
+        None, "--partition-size", min=1, help="Dask: bytes of input per partition. [default: shrinking shares of the input]"
     ),
 ) -> None:
     """Run an API offline over --input text or an --input-file, without a server."""
