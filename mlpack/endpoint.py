@@ -175,15 +175,7 @@ def make_endpoint(api: API, state: Any) -> Any:
             if not state.ready:
                 await state.wait_loaded(timeout)
             value = await read_input(scope, receive)
-            task = deadlines.enter()  # _call_with_timeout, written out: the hot path saves a coroutine
-            try:
-                result = await api.call(value)
-            except asyncio.CancelledError:
-                if deadlines.expired(task):
-                    raise asyncio.TimeoutError from None
-                raise
-            finally:
-                deadlines.leave(task)
+            result = await _call_with_timeout(api, value, deadlines)
             if raw_output:
                 body = out._encode(result)
                 status = 200
