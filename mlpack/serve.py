@@ -254,12 +254,16 @@ def serve(options: ServeOptions) -> None:
     from .httplimits import HttpLimits, LimitedHttpToolsProtocol
     from .target import load_service
 
+    forked = options.workers > 1 and not options.reload
+    if forked:  # before the service imports numpy, XGBoost...: their pools size themselves at load
+        from .workers import share_cores
+
+        share_cores(options.workers)
     loaded = load_service(options.target, options.working_dir)  # fail here, with a clear error
     if options.protocol_enabled("mlflow"):
         from .protocols.mlflow import select_api
 
         select_api(loaded.service, options)  # a configured API the service lacks: here too, before workers start
-    forked = options.workers > 1 and not options.reload
     reserved = None
     if options.port == 0 and not forked:  # "any free port": pick it now, so that the port logged is the one served
         reserved, port = _reserve_port(options.host)

@@ -125,6 +125,28 @@ def test_models_load_once_in_the_supervisor(two: Server) -> None:
         assert c.get("/readyz").text == "ready"
 
 
+def test_each_worker_gets_its_share_of_the_cores_for_native_threads(two: Server) -> None:
+    """OpenMP pools sized cores // workers, passive between calls: a spinning pool took the other worker's core."""
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    answers = [
+        httpx.post(two.url + "/threads", content="", headers={"content-type": "text/plain"}, timeout=30).json()
+        for _ in range(6)
+    ]
+    assert all(a == {"openmp": [share], "wait_policy": "PASSIVE"} for a in answers), answers
+
+
+def test_share_cores_leaves_what_the_user_set() -> None:
+    from mlpack.workers import share_cores
+
+    environ = {"OMP_NUM_THREADS": "3", "OMP_WAIT_POLICY": "ACTIVE"}
+    share = share_cores(2, environ)
+    assert share == max(1, len(os.sched_getaffinity(0)) // 2)
+    assert environ == {
+        "OMP_NUM_THREADS": "3", "OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_NUM_THREADS": str(share), "MKL_NUM_THREADS": str(share)
+    }  # fmt: skip
+    assert share_cores(10_000, {}) == 1
+
+
 def test_metrics_answer_with_two_workers(two: Server) -> None:
     for _ in range(6):  # on new connections: both workers answer
         res = httpx.get(two.url + "/metrics", timeout=30)
