@@ -1,7 +1,9 @@
 """The HTTP server: a Starlette app over a Service, run by uvicorn (uvloop + httptools).
 
-``serve(options)`` runs in the CLI process; every worker process builds its app with
-``create_app()`` from the same frozen options, passed through the environment.
+``serve(options)`` runs in the CLI process. With one worker it serves there, loading the
+models in the background; with several, it loads them and forks the workers
+(``mlpack.workers``), each building its app from the loaded service; under ``--reload``,
+uvicorn's reloader process builds it with ``create_app()``, from the options in the environment.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from .service import Service
+    from .target import LoadedService
 
 log = logging.getLogger("mlpack.serve")
 OPTIONS_ENV = "MLPACK_SERVE_OPTIONS"
@@ -79,6 +82,10 @@ class _State:
             self.load_error = f"loading models failed: {exc}"
             log.error("%s", self.load_error, exc_info=exc)
             return
+        self.loaded()
+
+    def loaded(self) -> None:
+        """The models are in: freeze what stays, and say ready."""
         # Models, frameworks and the app stay for the life of the worker: move them out of the
         # garbage collector's sight, or every full collection walks them all (a pause of tens of
         # ms on a small machine, every few seconds under load: most of the p99 at high load).
@@ -126,9 +133,13 @@ def build_app(service: Service, options: ServeOptions) -> Starlette:
         loop = asyncio.get_running_loop()
         for runner in service.runners:
             runner.loop = loop
-        state.loader = loop.create_task(state.load())
+        if service.runners and all(runner.ready for runner in service.runners):
+            state.loaded()  # a forked worker: the parent loaded the models
+        else:
+            state.loader = loop.create_task(state.load())
         yield
-        state.loader.cancel()
+        if state.loader is not None:
+            state.loader.cancel()
         for runner in service.runners:
             await runner.close()
             runner.loop = None
@@ -243,13 +254,18 @@ def serve(options: ServeOptions) -> None:
     from .httplimits import HttpLimits, LimitedHttpToolsProtocol
     from .target import load_service
 
+    forked = options.workers > 1 and not options.reload
+    if forked:  # before the service imports numpy, XGBoost...: their pools size themselves at load
+        from .workers import share_cores
+
+        share_cores(options.workers)
     loaded = load_service(options.target, options.working_dir)  # fail here, with a clear error
     if options.protocol_enabled("mlflow"):
         from .protocols.mlflow import select_api
 
         select_api(loaded.service, options)  # a configured API the service lacks: here too, before workers start
     reserved = None
-    if options.port == 0:  # "any free port": pick it now, so that the port logged is the one served
+    if options.port == 0 and not forked:  # "any free port": pick it now, so that the port logged is the one served
         reserved, port = _reserve_port(options.host)
         options = dataclasses.replace(options, port=port)
     os.environ[OPTIONS_ENV] = options.to_json()
@@ -258,7 +274,7 @@ def serve(options: ServeOptions) -> None:
         host=options.host,
         port=options.port,
         loop="uvloop",
-        # a partial of a module-level class: it pickles, so --workers and --reload processes get it too
+        # a partial of a module-level class: it pickles, so --reload's processes get it too
         http=functools.partial(LimitedHttpToolsProtocol, limits=limits),
         timeout_keep_alive=options.keepalive_timeout,
         lifespan="on",
@@ -268,22 +284,14 @@ def serve(options: ServeOptions) -> None:
         log_config=_log_config(),
     )
     logging.config.dictConfig(common["log_config"])
-    apis = ", ".join(a.route for a in loaded.service.apis.values()) or "none"
-    log.info("serving %s (APIs: %s) on http://%s:%d", loaded.service.name, apis, options.host, options.port)
-    if options.workers > 1 or options.reload:
-        if options.workers > 1:
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlpack-metrics-")
-        reload_dirs = [str(loaded.source_dir)] if options.reload else None
-        uvicorn.run(
-            "mlpack.serve:create_app",
-            factory=True,
-            workers=None if options.reload else options.workers,
-            reload=options.reload,
-            reload_dirs=reload_dirs,
-            **common,
-        )
+    if forked:
+        _serve_workers(loaded, options, common)
         return
+    _log_serving(loaded.service, options)
     try:
+        if options.reload:  # uvicorn's reloader: a fresh process imports the service at every change
+            uvicorn.run("mlpack.serve:create_app", factory=True, reload=True, reload_dirs=[str(loaded.source_dir)], **common)
+            return
         app = build_app(loaded.service, options)
         server = uvicorn.Server(uvicorn.Config(app, **common))
         watch_requests(loaded.service, server)
@@ -306,6 +314,43 @@ def watch_requests(service: Service, server: Any) -> None:
 
     for runner in service.runners:
         runner.alone = alone
+
+
+def _log_serving(service: Service, options: ServeOptions) -> None:
+    apis = ", ".join(a.route for a in service.apis.values()) or "none"
+    workers = f" with {options.workers} workers" if options.workers > 1 and not options.reload else ""
+    log.info("serving %s (APIs: %s) on http://%s:%d%s", service.name, apis, options.host, options.port, workers)
+
+
+def _serve_workers(loaded: LoadedService, options: ServeOptions, common: dict[str, Any]) -> None:
+    """Load the models here, then fork the workers (``mlpack.workers``): they share the models' memory."""
+    import shutil
+
+    from .workers import Supervisor, listening_sockets, uvicorn_target
+
+    sockets = listening_sockets(options.host, options.port, options.workers)
+    # the workers' metrics live in shared files: /metrics in any worker adds them all up
+    metrics_dir = tempfile.mkdtemp(prefix="mlpack-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        options = dataclasses.replace(options, port=sockets[0].getsockname()[1])  # port 0: the one picked
+        _log_serving(loaded.service, options)
+        try:
+            for runner in loaded.service.runners:
+                runner.load()
+        except Exception as exc:  # as with one worker: the workers serve probes, /readyz says why
+            log.error("loading models failed: %s", exc)
+
+        target = uvicorn_target(
+            lambda: build_app(loaded.service, options), common, on_server=lambda server: watch_requests(loaded.service, server)
+        )
+        code = Supervisor(sockets, target, grace=common["timeout_graceful_shutdown"]).run()
+    finally:
+        for sock in sockets:
+            sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    if code:
+        raise ServeError("the server stopped because its workers failed (see the log above)")
 
 
 def _reserve_port(host: str) -> tuple[socket.socket, int]:
