@@ -395,6 +395,68 @@ def test_interrupted_upload_leaves_nothing(hub) -> None:
         assert c.post(f"{API}/blobs/missing", json={"sha256": [claimed]}).json()["missing"] == [claimed]
 
 
+def test_uploads_arrive_intact_however_they_are_framed(hub) -> None:
+    """The hub's body-receiving protocol (no copies) loses and mixes nothing: a body sent with its
+    headers, one in thousands of tiny chunks that arrive together, and pipelined requests."""
+    import http.client
+    import random
+    import socket
+    from urllib.parse import urlsplit
+
+    rng = random.Random(5)
+    whole = rng.randbytes(70_000)  # just over uvicorn's 64 KiB pause threshold
+    chunked = rng.randbytes(3 << 20)
+    first, second = rng.randbytes(300_000), rng.randbytes(5)
+    url = urlsplit(hub.url)
+
+    def head(data: bytes, framing: str) -> bytes:
+        return (f"PUT {API}/blobs/{sha(data)} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {hub.token}\r\n"
+                f"Content-Type: application/octet-stream\r\n{framing}\r\n\r\n").encode()
+
+    pieces, at = [], 0
+    while at < len(chunked):
+        n = rng.randrange(1, 4000)
+        pieces.append(b"%x\r\n%s\r\n" % (len(chunked[at : at + n]), chunked[at : at + n]))
+        at += n
+    wire = (head(whole, f"Content-Length: {len(whole)}") + whole
+            + head(chunked, "Transfer-Encoding: chunked") + b"".join(pieces) + b"0\r\n\r\n"
+            + head(first, f"Content-Length: {len(first)}") + first
+            + head(second, f"Content-Length: {len(second)}") + second)
+
+    class Reader:  # http.client reads each pipelined answer from the one buffered stream, left open
+        def __init__(self, stream) -> None:  # noqa: ANN001
+            self.stream = stream
+
+        def makefile(self, _mode: str):  # noqa: ANN202
+            return self
+
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(self.stream, name)
+
+        def close(self) -> None:
+            pass
+
+    with socket.create_connection((url.hostname, url.port)) as sock, sock.makefile("rb") as stream:
+        sock.sendall(wire)
+        for data in (whole, chunked, first, second):
+            response = http.client.HTTPResponse(Reader(stream))  # type: ignore[arg-type]
+            response.begin()
+            body = response.read()
+            assert response.status == 201, body
+            assert yaml.safe_load(body) == {"sha256": sha(data), "size": len(data), "created": True}
+    with hub.client(hub.token) as c:
+        for data in (whole, chunked, first, second):
+            assert c.get(f"{API}/blobs/{sha(data)}").content == data
+
+
+def test_steady_allocator_takes_on_glibc() -> None:
+    import platform
+
+    from mlpack.hub.server.protocol import steady_allocator
+
+    assert steady_allocator() is (platform.libc_ver()[0] == "glibc")
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -115,3 +115,33 @@ def test_a_byte_flipped_in_transit_is_refused_both_ways(hub: HubProc, stores) ->
     assert not any((b.home / ".tmp").iterdir())
     b("models", "pull", tag, check=True)
     b.py(f"import mlpack; mlpack.models.get({tag!r}).verify()")
+
+
+def test_pull_reuses_fresh_files_as_they_are_and_checks_the_others(tmp_path: Path) -> None:
+    """A file this pull verified on receipt is copied without a second hash pass (its bytes are
+    taken as they are, fsynced); a file from an entry already in the store is hashed again, and
+    downloaded instead when it no longer matches."""
+    from mlpack.hub.transfer import _fill, _Sources, no_progress
+
+    good, stale = b"verified on receipt", b"changed on disk since"
+    fresh_file, local_file = tmp_path / "fresh.bin", tmp_path / "local.bin"
+    fresh_file.write_bytes(good)
+    local_file.write_bytes(stale)
+    digest_fresh = hashlib.sha256(b"what the hub sent").hexdigest()  # not the file's: proves no re-hash
+    digest_local = hashlib.sha256(b"the real content").hexdigest()
+    downloads: list[str] = []
+
+    class Client:
+        def download_blob(self, digest: str, dest: Path, size: int, advance) -> None:  # noqa: ANN001
+            downloads.append(digest)
+            dest.write_bytes(b"the real content")
+
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    sources = _Sources({digest_fresh: fresh_file, digest_local: local_file}, {digest_fresh})
+    files = {"a.bin": (digest_fresh, len(good)), "sub/b.bin": (digest_local, 16), "c.bin": (digest_local, 16)}
+    blobs, fetched, copied = _fill(Client(), staged, files, sources, no_progress, "pull model m:v")  # type: ignore[arg-type]
+    assert (staged / "a.bin").read_bytes() == good
+    assert (staged / "sub" / "b.bin").read_bytes() == (staged / "c.bin").read_bytes() == b"the real content"
+    assert downloads == [digest_local]  # once: c.bin is then copied from the fresh download
+    assert (blobs, fetched, copied) == (1, 16, 2)

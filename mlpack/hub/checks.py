@@ -7,6 +7,8 @@ file list must name exactly the files and sha256s the manifest records.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -86,13 +88,25 @@ def checked_files(
 
 
 def copy_verified(source: Path, dest: Path, digest: str) -> bool:
-    """Copy ``source`` to ``dest`` if its content still hashes to ``digest``."""
+    """Copy ``source`` to ``dest`` (fsynced) if its content still hashes to ``digest``."""
     seen = hashlib.sha256()
     try:
         with open(source, "rb") as src, open(dest, "wb") as out:
             while chunk := src.read(CHUNK):
                 seen.update(chunk)
                 out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
     except OSError:
         return False
     return seen.hexdigest() == digest
+
+
+def copy_synced(source: Path, dest: Path) -> None:
+    """Copy a file this process has just verified (kernel-side, no second hash pass), fsynced."""
+    shutil.copyfile(source, dest)
+    fd = os.open(dest, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

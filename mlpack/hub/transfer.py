@@ -25,7 +25,7 @@ from ..provenance import Provenance
 from ..settings import Settings
 from ..store import Store
 from ..tag import Tag
-from .checks import checked_files, copy_verified, manifest_text, parse_manifest, safe_rel, sha256_text
+from .checks import checked_files, copy_synced, copy_verified, manifest_text, parse_manifest, safe_rel, sha256_text
 from .client import Advance, HubClient, MissingBlobs
 
 MANIFESTS = {"models": "model.yaml", "bundles": "bundle.yaml"}
@@ -57,9 +57,15 @@ class Moved:
 
 @dataclass
 class _Sources:
-    """Verified local files by sha256, reused instead of downloading a blob again."""
+    """Local files by sha256, reused instead of downloading a blob again.
+
+    Those in ``fresh`` were hashed as this pull received them, into its own staging
+    directories, so they are copied as they are; any other (a bundle already in the local
+    store) is hashed again while copied, and downloaded when it no longer matches.
+    """
 
     paths: dict[str, Path] = field(default_factory=dict)
+    fresh: set[str] = field(default_factory=set)
 
 
 def _local_state(store: Store, tag: Tag, manifest_sha256: str) -> str | None:
@@ -186,8 +192,9 @@ def pull(
     model_store = models.CATALOG.store(settings)
     moved: list[Moved] = []
 
-    def bring_models(staged: Path, manifest: Mapping[str, Any]) -> None:
-        sources = _Sources({str(d): staged / rel for rel, d in (manifest.get("files") or {}).items()})
+    def bring_models(staged: Path, manifest: Mapping[str, Any], fresh: bool) -> None:
+        paths = {str(d): staged / rel for rel, d in (manifest.get("files") or {}).items()}
+        sources = _Sources(paths, set(paths) if fresh else set())
         for ref in manifest.get("models") or []:
             mtag = Tag.parse(ref["tag"] if isinstance(ref, dict) else ref)
             if (model_store.path(mtag) / model_store.manifest).is_file():
@@ -210,7 +217,7 @@ def _pull_entry(
     trusted: bool,
     sources: _Sources,
     progress: Progress,
-    before_commit: Callable[[Path, Mapping[str, Any]], None] | None = None,
+    before_commit: Callable[[Path, Mapping[str, Any], bool], None] | None = None,
 ) -> Moved:
     tag = Tag.validated(str(record.get("name")), str(record.get("version")))
     assert tag.version is not None
@@ -222,12 +229,12 @@ def _pull_entry(
     state = _local_state(store, tag, str(record["manifest_sha256"]))
     if state == "present":
         if before_commit is not None:
-            before_commit(store.path(tag), manifest)
+            before_commit(store.path(tag), manifest, False)
         return Moved(kind, tag, "present", files=len(files))
     with store.stage() as staged:
         got_blobs, got_bytes, reused = _fill(client, staged, files, sources, progress, f"pull {kind[:-1]} {tag}")
         if before_commit is not None:
-            before_commit(staged, manifest)
+            before_commit(staged, manifest, True)  # every file was verified as it arrived
         with open(staged / store.manifest, "wb") as f:
             f.write(text.encode("utf-8"))
             f.flush()
@@ -255,12 +262,23 @@ def _fill(
             dest = staged.joinpath(*PurePosixPath(rel).parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
             source = sources.paths.get(digest)
-            if source is not None and copy_verified(source, dest, digest):
+            if source is not None and _reuse(source, dest, digest, digest in sources.fresh):
                 copied += 1
                 continue
             client.download_blob(digest, dest, size, advance)
             sources.paths[digest] = dest
+            sources.fresh.add(digest)
             blobs += 1
             fetched += size
     return blobs, fetched, copied
 
+
+def _reuse(source: Path, dest: Path, digest: str, fresh: bool) -> bool:
+    """Copy a local file instead of downloading it: as it is when fresh, else only if it still matches."""
+    if not fresh:
+        return copy_verified(source, dest, digest)
+    try:
+        copy_synced(source, dest)
+    except OSError:
+        return False
+    return True

@@ -194,6 +194,9 @@ def serve(config: HubConfig) -> None:
 
     import uvicorn
 
+    from .protocol import HubHttpProtocol, steady_allocator
+
+    steady_allocator()  # before the first upload's buffers are allocated
     log_config = _log_config()
     logging.config.dictConfig(log_config)
     hub = open_hub(config)  # fail here, with a clear error, before binding the port
@@ -206,8 +209,8 @@ def serve(config: HubConfig) -> None:
         app,
         host=config.host,
         port=config.port,
-        loop="auto",  # uvloop and httptools where installed
-        http="auto",
+        loop="auto",  # uvloop where installed
+        http=HubHttpProtocol,  # httptools, minus two copies of every body chunk
         lifespan="on",
         access_log=config.access_log,
         timeout_graceful_shutdown=30,
