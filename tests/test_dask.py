@@ -83,8 +83,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         subprocess.Popen(
             [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file),
              "--preload", str(Path(__file__).with_name("dask_inflight.py"))],
-            cwd=root, env={**base_env, "INFLIGHT_LOG": str(inflight)}, stdout=subprocess.DEVNULL, stderr=open(root / "scheduler.log", "w"),  # noqa: SIM115
-            start_new_session=True,
+            cwd=root, env={**base_env, "INFLIGHT_LOG": str(inflight)}, stdout=subprocess.DEVNULL,
+            stderr=open(root / "scheduler.log", "w"), start_new_session=True,  # noqa: SIM115
         )
     ]  # fmt: skip
     homes = []
