@@ -75,13 +75,15 @@ def run_dask(
         parts = plan(input_spec, fmt, api.input, options.partition_bytes, options.workers or os.cpu_count() or 1)
         out = _out_format(output, output_dir, out_fmt, parts[0].fmt)
         start_fork_server(preload_for(loaded.service))  # its imports overlap what the client does until then
+        # packed while the fork server imports (the client would only wait for it)
+        shipment = pack(loaded, spec, skip=tuple(p.url for p in parts if not _remote(p.url)))
     from .dask_worker import ShipmentPlugin
 
     with connect(scheduler, options.workers) as cluster:
         if not local:  # partitions for the workers the cluster has
             parts = plan(input_spec, fmt, api.input, options.partition_bytes, max(cluster.threads, 1))
             out = _out_format(output, output_dir, out_fmt, parts[0].fmt)
-        shipment = pack(loaded, spec, skip=tuple(p.url for p in parts if not _remote(p.url)))
+            shipment = pack(loaded, spec, skip=tuple(p.url for p in parts if not _remote(p.url)))
         client = cluster.client
         with _destination(output, output_dir, out) as sink:
             client.register_plugin(ShipmentPlugin(shipment), name=shipment.key)
@@ -140,19 +142,22 @@ def _collect(
     sink: OrderedOutput,
     progress: Progress | None,
 ) -> int:
-    """Run the partitions, one per worker thread at a time, and hand their results to ``sink`` in order.
+    """Run the partitions, two per worker thread at a time, and hand their results to ``sink`` in order.
 
-    A partition is submitted when one finishes, so the scheduler gives it to the worker that
-    just became free (a task queued behind a busy worker would leave another one idle at
-    the end). Results that wait for an earlier partition are held here, a bounded number.
+    Each worker thread has its next partition waiting when it finishes one: submitting only
+    when one finished left it idle for the round trip (the result to the client, the next
+    task through the scheduler: tens of ms per partition on a busy machine). A partition
+    queued behind a busy worker can leave another one idle at the end, for at most one of
+    the last, smallest partitions (``plan``'s sizes shrink). Results that wait for an
+    earlier partition are held here, a bounded number.
     """
     from distributed import as_completed
 
     from .dask_worker import run_partition
 
     client = cluster.client
-    running = max(1, cluster.threads)
-    most_held = 2 * running + 2
+    running = 2 * max(1, cluster.threads)
+    most_held = running + 4
     todo = iter(parts)
     futures = as_completed()
     flying: dict[str, tuple[Partition, Any]] = {}  # key -> partition, future

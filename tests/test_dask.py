@@ -76,14 +76,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A `dask scheduler` and two `dask worker` processes, each worker in its own folder and store."""
     root = tmp_path_factory.mktemp("dask-cluster")
     sched_file = root / "scheduler.json"
-    log = root / "imports.log"
+    log, inflight = root / "imports.log", root / "inflight.log"
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLPACK_", "DASK_"))}
     base_env |= {"IMPORT_LOG": str(log), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
     procs = [
         subprocess.Popen(
-            [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
-            cwd=root, env=base_env, stdout=subprocess.DEVNULL, stderr=open(root / "scheduler.log", "w"),  # noqa: SIM115
-            start_new_session=True,
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file),
+             "--preload", str(Path(__file__).with_name("dask_inflight.py"))],
+            cwd=root, env={**base_env, "INFLIGHT_LOG": str(inflight)}, stdout=subprocess.DEVNULL,
+            stderr=open(root / "scheduler.log", "w"), start_new_session=True,  # noqa: SIM115
         )
     ]  # fmt: skip
     homes = []
@@ -107,7 +108,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
         with Client(address, timeout="30s") as client:
             client.wait_for_workers(2, timeout=90)
-        yield {"address": address, "homes": homes, "log": log}
+        yield {"address": address, "homes": homes, "log": log, "inflight": inflight}
     finally:
         for proc in reversed(procs):
             if proc.poll() is None:
@@ -164,6 +165,17 @@ def test_csv_output_is_byte_identical_to_a_local_run_and_loads_once_per_worker(c
     ok(run(cli, project, "service.py:svc", "predict_df", "--input-file", str(src), "-o", "json", "--output-file", "d.json",
            "--partition-size", "9000", cluster=cluster))  # fmt: skip
     assert (project / "d.json").read_bytes() == (project / "l.json").read_bytes()
+
+
+def test_each_worker_thread_has_its_next_partition_waiting(cli, project, cluster) -> None:
+    """Two partitions per worker thread at a time: one running, the next queued on the worker
+    (none idle for a round trip through the client between two), and never more."""
+    src = project.parent / "rows.csv"
+    cluster["inflight"].write_text("")
+    ok(run(cli, project, "service.py:svc", "predict", "--input-file", str(src), "--output-file", "dask.csv",
+           "--partition-size", "4000", cluster=cluster))  # fmt: skip
+    counts = [int(n) for n in cluster["inflight"].read_text().split()]  # processing, after each change
+    assert max(counts) == 4 and counts[-1] == 0  # 2 single-threaded workers, ~15 partitions
 
 
 def test_parquet_and_folder_outputs_match_a_local_run(cli, project, cluster) -> None:

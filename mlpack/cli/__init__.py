@@ -87,9 +87,24 @@ def main(argv: list[str] | None = None) -> None:
         _fail(debug, f"{os_error(exc, 'write' if is_disk_full(exc) else 'access')}{_HINT}", 1)
     except Exception as exc:  # a bug, ours or in the user's code: still one line without --debug
         _fail(debug, f"unexpected {type(exc).__name__}: {exc}{_HINT}", 1)
+    finally:
+        if argv is None:  # the process's command: what is left lives until the process ends
+            _before_exit()
 
 
 _HINT = " (run with --debug for the traceback)"
+
+
+def _before_exit() -> None:
+    """Keep the interpreter's last garbage collection from walking every object of the modules.
+
+    It takes 0.1-0.3 s at exit after pandas and distributed were imported (a tenth of a
+    short ``mlpack run``) and frees nothing the process's end would not. Frozen objects are
+    skipped by it; atexit handlers and the modules' teardown still run as always.
+    """
+    import gc
+
+    gc.freeze()
 
 
 def _flush_stdout() -> None:
