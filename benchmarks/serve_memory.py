@@ -31,6 +31,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from serve import free_port, post  # noqa: E402  (the serve benchmark's helpers)
+
 TARGET_RATIO = 1.4
 FEATURES = 16
 
@@ -88,21 +91,6 @@ def session_pids(sid: int) -> list[int]:
     return sorted(pids)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(url: str, body: bytes, timeout: float) -> int:
-    req = urllib.request.Request(url, data=body, headers={"content-type": "application/json"}, method="POST")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        resp.read()
-        return resp.status
-
-
 def measure(workdir: Path, workers: int, timeout: float = 600) -> dict[int, tuple[float, float]]:
     """Serve with ``workers`` workers; (RSS, PSS) of each of the server's processes, supervisor first."""
     port = free_port()
@@ -129,7 +117,7 @@ def measure(workdir: Path, workers: int, timeout: float = 600) -> dict[int, tupl
             time.sleep(0.2)
         body = json.dumps([[0.5] * FEATURES] * 8).encode()
         for _ in range(20 * workers):  # new connections: every worker answers some
-            assert post(url, body, timeout=60) == 200
+            assert post(url, body, timeout=60)[0] == 200
         time.sleep(0.5)
         pids = [proc.pid] + [pid for pid in session_pids(proc.pid) if pid != proc.pid]
         return {pid: memory_mb(pid) for pid in pids}
