@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -148,6 +149,8 @@ class Result:
     errors: int  # connection errors, timeouts and non-2xx answers
     requests: int = 0
     cpu_us: float = float("nan")  # server process CPU time (all threads) per request
+    server_cores: float = float("nan")  # server CPU seconds per second of load
+    loadgen_cores: float = float("nan")  # load generator CPU seconds per second of load
 
 
 # ---------------------------------------------------------------- set-up
@@ -265,14 +268,19 @@ def run_wrk(url: str, clients: int, duration: float, lua: Path, cpus: set[int] |
     cmd = ["wrk", "-t", str(threads), "-c", str(clients), "-d", f"{duration:g}s", "--latency", "--timeout", "10s"]
     cmd += ["-s", str(lua), url]
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=pin)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("MLPACK_BENCH ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     data = json.loads(line.partition(" ")[2])
     rps = data["requests"] / (data["duration_us"] / 1e6)
     errors = data["errors"] + data["status_errors"]
-    return Result("", clients, rps, data["p50_us"] / 1000, data["p99_us"] / 1000, errors, data["requests"])
+    result = Result("", clients, rps, data["p50_us"] / 1000, data["p99_us"] / 1000, errors, data["requests"])
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    result.loadgen_cores = used / (data["duration_us"] / 1e6)
+    return result
 
 
 async def keepalive_load(
@@ -318,6 +326,8 @@ async def _python_load(host: str, port: int, path: str, clients: int, duration: 
 def run_python(url: str, clients: int, duration: float) -> Result:
     from urllib.parse import urlsplit
 
+    before = time.process_time()
+
     parts = urlsplit(url)
     try:
         import uvloop
@@ -327,7 +337,9 @@ def run_python(url: str, clients: int, duration: float) -> Result:
         runner = asyncio.run
     count, lat, errors, elapsed = runner(_python_load(parts.hostname, parts.port, parts.path, clients, duration))
     qs = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [lat[0]] * 99
-    return Result("", clients, count / elapsed, qs[49] * 1000, qs[98] * 1000, errors, count)
+    result = Result("", clients, count / elapsed, qs[49] * 1000, qs[98] * 1000, errors, count)
+    result.loadgen_cores = (time.process_time() - before) / elapsed
+    return result
 
 
 def measure(loadgen: str, url: str, clients: int, seconds: float, lua: Path, cpus: set[int] | None) -> Result:
@@ -348,9 +360,11 @@ def report(results: list[Result], clients: list[int], loadgen: str, pinning: str
     by = {(r.target, r.clients): r for r in results}
     print()
     print(f"load generator: {loadgen}; {pinning}")
-    print(f"{'target':<10} {'clients':>7} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'errors':>7}")
+    print(f"{'target':<10} {'clients':>7} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}"
+          f" {'server cores':>13} {'loadgen cores':>14} {'errors':>7}")  # fmt: skip
     for r in results:
-        print(f"{r.target:<10} {r.clients:>7} {r.rps:>10.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.cpu_us:>11.0f} {r.errors:>7}")
+        print(f"{r.target:<10} {r.clients:>7} {r.rps:>10.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.cpu_us:>11.0f}"
+              f" {r.server_cores:>13.2f} {r.loadgen_cores:>14.2f} {r.errors:>7}")  # fmt: skip
     print()
 
     def ratio(a: str, b: str, c: int) -> float | None:
@@ -387,6 +401,14 @@ def report(results: list[Result], clients: list[int], loadgen: str, pinning: str
     if m1:
         text = f"1 client, mlpack p99 {m1.p99_ms:.2f} ms (target < {TARGET_P99_1_MS:g} ms)"
         ok &= _verdict(m1.p99_ms < TARGET_P99_1_MS and clean, text)
+    one, two = by.get(("mlpack", 64)), by.get(("mlpack2", 64))
+    if one and two:
+        # what two workers could reach if each request cost the server as much CPU as with one worker:
+        # the cores the load generator leaves them, over the cores the one worker used
+        ceiling = (len(os.sched_getaffinity(0)) - two.loadgen_cores) / one.server_cores
+        print(f"context: at 64 clients the load generator used {two.loadgen_cores:.2f} cores beside 2 workers, leaving"
+              f" them a ceiling of {ceiling:.2f}x; CPU per request {one.cpu_us:.0f} us with 1 worker,"
+              f" {two.cpu_us:.0f} us with 2")  # fmt: skip
     tails = [f"{t} {by[(t, 1)].p99_ms:.2f} ms" for t in ("plain", "constant") if (t, 1) in by]
     if m1 and tails:
         print(f"context: p99 at 1 client of {', '.join(tails)} (what the machine itself adds to the tail)")
@@ -461,7 +483,9 @@ def main() -> int:
                     cpu0 = cpu_seconds(pid)
                     r = measure(loadgen, url, c, args.duration, lua, load_cpus if target != "mlpack2" else None)
                     r.target = target
-                    r.cpu_us = (cpu_seconds(pid) - cpu0) / max(1, r.requests) * 1e6
+                    used = cpu_seconds(pid) - cpu0
+                    r.cpu_us = used / max(1, r.requests) * 1e6
+                    r.server_cores = used / (r.requests / r.rps) if r.rps else float("nan")
                     results.append(r)
                     print(f"  {target:<9} {c:>3} clients: {r.rps:8.0f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms"
                           + (f"  errors {r.errors}" if r.errors else ""), file=sys.stderr)  # fmt: skip

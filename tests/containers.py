@@ -94,15 +94,19 @@ class ContainerEnv:
                         check=False, timeout=timeout)
 
     def run_detached(self, image: str, args: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                     network: str = "host") -> str:
+                     network: str = "host", volumes: Sequence[str] = ()) -> str:
         """Start a container in the background and return its id (removed at session end).
 
         Never publish ports here: with ``--network host`` bind the server to 127.0.0.1.
+        ``volumes`` are ``-v`` arguments (``HOST:CONTAINER[:ro]``).
         """
         if network not in ("host", "none"):
             raise ValueError("only --network host or none: port publishing is not allowed here")
         env_flags = [f for k, v in (env or {}).items() for f in ("-e", f"{k}={v}")]
-        cid = self.cmd("podman", "run", "-d", "--init", "--network", network, *env_flags, image, *args).stdout.strip()
+        mounts = [f for v in volumes for f in ("-v", v)]
+        cid = self.cmd(
+            "podman", "run", "-d", "--init", "--network", network, *env_flags, *mounts, image, *args
+        ).stdout.strip()
         self.containers.append(cid)
         return cid
 

@@ -255,6 +255,34 @@ def test_container_image_serves_predictions(cli, project: Path, tmp_path: Path, 
     finally:
         container_env.stop(cid)
 
+    # bearer tokens in the image, as the README's "Bearer tokens" section runs it: a mounted file
+    # named by MLPACK_AUTH_TOKEN_FILE, readable by the image's service user (not root)
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("# team tokens\ns3cret-one\n")
+    tokens.chmod(0o644)
+    port = free_port()
+    cid = container_env.run_detached(
+        image, ["--workers=1"], volumes=[f"{tokens}:/run/secrets/mlpack-tokens:ro"],
+        env={"PORT": str(port), "MLPACK_HOST": "127.0.0.1", "MLPACK_AUTH_TOKEN_FILE": "/run/secrets/mlpack-tokens"},
+    )
+    try:
+        status, _ = container_env.wait_http(f"http://127.0.0.1:{port}/readyz", cid, timeout=120)
+        for _ in range(100):
+            if status == 200:
+                break
+            time.sleep(0.2)
+            status, _ = container_env.wait_http(f"http://127.0.0.1:{port}/readyz", cid)
+        assert status == 200  # probes stay open without a token
+        row = [[6.7, 3.0, 5.2, 2.3]]
+        refused = httpx.post(f"http://127.0.0.1:{port}/predict", json=row)
+        assert refused.status_code == 401 and "error" in refused.json(), refused.text
+        wrong = httpx.post(f"http://127.0.0.1:{port}/predict", json=row, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        ok = httpx.post(f"http://127.0.0.1:{port}/predict", json=row, headers={"Authorization": "Bearer s3cret-one"})
+        assert ok.status_code == 200 and ok.json() == [2], ok.text
+    finally:
+        container_env.stop(cid)
+
 
 def test_bentofile_yaml_is_read_too(cli, project: Path) -> None:
     (project / "mlpackfile.yaml").rename(project / "bentofile.yaml")

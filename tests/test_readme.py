@@ -38,7 +38,7 @@ SECTIONS_COVERED_ELSEWHERE = {
     "Protocols": "tests/test_protocol_v2.py runs its tritonclient example as written",
     "MLflow scoring protocol": "tests/test_protocol_mlflow.py runs its examples as written",
     "Switching protocols off": "tests/test_protocol_mlflow.py (switches)",
-    "Bearer tokens": "tests/test_auth.py runs its curl example",
+    "Bearer tokens": "tests/test_auth.py runs its curl example, tests/test_build.py its docker run in a real image",
 }
 TEST_ONLY_FLAGS = ("--dry-run",)  # containerize builds no image here (tests/test_build.py does)
 
