@@ -70,7 +70,7 @@ def read_provenance(entry: Path) -> Provenance:
 
 def write_provenance(entry: Path, provenance: Provenance) -> None:
     """Write (or replace) ``provenance.yaml`` atomically."""
-    from .store import write_atomic
+    from .fsutil import write_atomic
     from .yamlio import dumps_yaml
 
     write_atomic(Path(entry) / FILENAME, dumps_yaml(provenance.to_dict()))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .exceptions import AlreadyExists, AmbiguousTag, ArchiveError, IntegrityError, NotFound, StorageError
-from .fsutil import os_error, reason
+from .fsutil import os_error, reason, write_atomic
 from .provenance import FILENAME as PROVENANCE
 from .provenance import Provenance, write_provenance
 from .staging import clean_stale, staging_dir
@@ -79,28 +79,6 @@ def verify_files(root: Path, files: dict[str, str], what: str) -> None:
 
 def tree_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
-
-
-def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old or the new content.
-
-    The file is created 0600 (store metadata); ``mode`` sets another.
-    """
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            if mode is not None:
-                os.fchmod(f.fileno(), mode)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 class Store:

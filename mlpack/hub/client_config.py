@@ -14,8 +14,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..exceptions import ConfigError
+from ..fsutil import write_atomic
 from ..settings import default_home
-from ..store import write_atomic
 
 FILENAME = "hub.yaml"
 
