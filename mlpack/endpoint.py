@@ -8,6 +8,7 @@ which works on the raw ASGI request and writes the response itself. Everything e
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import uuid
@@ -140,6 +141,7 @@ def make_endpoint(api: API, state: Any) -> Any:
     ``to_http_response`` still get (and give) Starlette objects.
     """
     from .io import IODescriptor
+    from .io.writer import to_json_bytes
 
     limit, timeout = state.options.max_request_size, state.options.timeout
     metrics = state.metrics
@@ -150,13 +152,20 @@ def make_endpoint(api: API, state: Any) -> Any:
     raw_input = type(inp).from_http_request is IODescriptor.from_http_request
     raw_output = type(out).to_http_response is IODescriptor.to_http_response
     content_type = _media_header(out.media_type)
-
+    # Per API, at start-up: what each step calls, without the base class's one-line wrappers
+    # (from_http_body is _parse of a request body; _encode is to_json_bytes).
+    if type(inp).from_http_body is IODescriptor.from_http_body:
+        parse = functools.partial(inp._parse, source="request body")
+    else:
+        parse = inp.from_http_body
+    encode = to_json_bytes if type(out)._encode is IODescriptor._encode else out._encode
     # an async API function is awaited here directly (what API.call does, one coroutine less)
     call = api.func if api.is_async else api.call
 
-    async def read_input(scope: Any, receive: Any) -> Any:
-        # Checks before reading: Content-Length (400/413), then content-type (415); one pass
-        # over the headers for both (the first of each counts, as Starlette's Headers.get).
+    def check_head(scope: Any) -> tuple[str, str | None]:
+        """Content-Length (400/413), then content-type (415), before the body is read: the
+        descriptor's ``(media type, charset)``. One pass over the headers for both (the first
+        of each counts, as Starlette's ``Headers.get``)."""
         length = media = None
         for key, value in scope["headers"]:
             if key == b"content-length":
@@ -170,16 +179,12 @@ def make_endpoint(api: API, state: Any) -> Any:
             if int(length) > limit:
                 size = length.decode("latin-1")
                 raise BadInput(f"request body of {size} bytes is over the limit of {limit} bytes", status=413)
-        if raw_input:
-            mime, charset = inp.http_content_type(media.decode("latin-1") if media is not None else None)
-            message = await receive()
-            if message["type"] == "http.request" and not message.get("more_body", False):
-                body = message.get("body", b"")  # the usual case: the whole body in one message
-                if len(body) > limit:
-                    raise BadInput(f"request body is over the limit of {limit} bytes", status=413)
-            else:
-                body = await _receive_body(receive, limit, message)
-            return inp.from_http_body(body, mime, charset)
+        if not raw_input:
+            return "", None  # the descriptor reads its own Request
+        return inp.http_content_type(media.decode("latin-1") if media is not None else None)
+
+    async def read_request(scope: Any, receive: Any) -> Any:
+        """The argument of a descriptor that overrides ``from_http_request``."""
         body = await _receive_body(receive, limit)
         from starlette.requests import Request as StarletteRequest
 
@@ -194,7 +199,18 @@ def make_endpoint(api: API, state: Any) -> Any:
         try:
             if not state.ready:
                 await state.wait_loaded(timeout)
-            value = await read_input(scope, receive)
+            mime, charset = check_head(scope)
+            if raw_input:
+                message = await receive()
+                if message["type"] == "http.request" and not message.get("more_body", False):
+                    body = message.get("body", b"")  # the usual case: the whole body in one message
+                    if len(body) > limit:
+                        raise BadInput(f"request body is over the limit of {limit} bytes", status=413)
+                else:
+                    body = await _receive_body(receive, limit, message)
+                value = parse(body, mime, charset)
+            else:
+                value = await read_request(scope, receive)
             # _call_with_timeout, written out: the server's time limit on the call
             task = deadlines.enter()
             try:
@@ -206,7 +222,7 @@ def make_endpoint(api: API, state: Any) -> Any:
             finally:
                 deadlines.leave(task)
             if raw_output:
-                body = out._encode(result)
+                body = encode(result)
                 status = 200
             else:
                 response = out.to_http_response(result)
