@@ -305,15 +305,18 @@ class AdaptiveBatcher:
                 rows = count_rows(data, dim)
             except (TypeError, ValueError) as exc:
                 raise BadInput(f"cannot batch this input: {exc}") from exc
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop, self._queue, self._driver, self._expiry = loop, collections.deque(), None, None
         if self._driver is None:
             alone = self._alone
             # _may_inline(rows), written out (this runs for every request)
             if alone is not None and self._fast_streak >= _INLINE_EVIDENCE and 0 < rows <= self._fast_rows and alone():
-                # the server says no other request is under way: answer now, on the loop
+                # the server says no other request is under way: answer now, on the loop. Before
+                # asking for the loop: the call touches none of its state, and in Python 3.11
+                # get_running_loop() is a getpid() system call.
                 return self._call_alone(data, rows)
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._queue, self._driver, self._expiry = loop, collections.deque(), None, None
+        if self._driver is None:
             # Idle: no deadline, the driver takes this item on its first step.
             item = _Item(data, rows, loop.create_future(), math.inf)
             self._driver = loop.create_task(self._drive())
