@@ -297,17 +297,26 @@ class AdaptiveBatcher:
         """
         if self._closed:
             raise ServiceUnavailable(f"{self._label} is shut down", retry_after=self._retry_after)
-        try:
-            rows = count_rows(data, self.input_dim)
-        except (TypeError, ValueError) as exc:
-            raise BadInput(f"cannot batch this input: {exc}") from exc
+        cls, dim = type(data), self.input_dim
+        if cls.__name__ == "ndarray" and cls.__module__ == "numpy" and data.ndim > dim:
+            rows = data.shape[dim]  # the usual request: count_rows without its type checks
+        else:
+            try:
+                rows = count_rows(data, dim)
+            except (TypeError, ValueError) as exc:
+                raise BadInput(f"cannot batch this input: {exc}") from exc
+        if self._driver is None:
+            alone = self._alone
+            # _may_inline(rows), written out (this runs for every request)
+            if alone is not None and self._fast_streak >= _INLINE_EVIDENCE and 0 < rows <= self._fast_rows and alone():
+                # the server says no other request is under way: answer now, on the loop. Before
+                # asking for the loop: the call touches none of its state, and in Python 3.11
+                # get_running_loop() is a getpid() system call.
+                return self._call_alone(data, rows)
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop, self._queue, self._driver, self._expiry = loop, collections.deque(), None, None
         if self._driver is None:
-            if self._alone is not None and self._may_inline(rows) and self._alone():
-                # the server says no other request is under way: answer now, on the loop
-                return self._call_alone(data, rows)
             # Idle: no deadline, the driver takes this item on its first step.
             item = _Item(data, rows, loop.create_future(), math.inf)
             self._driver = loop.create_task(self._drive())
@@ -405,7 +414,7 @@ class AdaptiveBatcher:
 
     def _call_alone(self, data: Any, rows: int) -> Any:
         try:
-            return self._call([data], [rows])[0]
+            return self._call_one(data, rows)
         except Exception as exc:
             if self._alone_error is None:
                 raise
@@ -417,7 +426,7 @@ class AdaptiveBatcher:
     def _run_inline(self, item: _Item) -> None:
         """Call the model for one request on the event loop (see the module's docstring)."""
         try:
-            result = self._call([item.data], [item.rows])[0]
+            result = self._call_one(item.data, item.rows)
         except Exception as exc:
             self._fail(item, exc, alone=True)
             return
@@ -491,12 +500,9 @@ class AdaptiveBatcher:
 
     def _call(self, datas: list[Any], sizes: list[int]) -> list[Any]:
         # Runs in the worker thread, so concatenation and splitting stay off the loop too.
-        check = self._check
         if len(datas) == 1:
-            if check is not None:
-                check(datas[0])  # BadInput: this request's own error
-            self._notify(sizes[0])
-            return [self._timed(datas[0], sizes[0])]
+            return [self._call_one(datas[0], sizes[0])]
+        check = self._check
         # Inputs that cannot form one batch (other widths, kinds...) fail it like a model error
         # would: isolation then runs them apart.
         batch, _ = concat(datas, self.input_dim)
@@ -508,6 +514,14 @@ class AdaptiveBatcher:
         rows = sum(sizes)
         self._notify(rows)
         return split(self._timed(batch, rows), sizes, self.output_dim, like=datas)
+
+    def _call_one(self, data: Any, rows: int) -> Any:
+        """``_call`` for a batch of one request, without the lists."""
+        if self._check is not None:
+            self._check(data)  # BadInput: this request's own error
+        if self._on_batch is not None:
+            self._notify(rows)
+        return self._timed(data, rows)
 
     def _call_refusing(self, datas: list[Any], sizes: list[int]) -> list[Any]:
         """The batch holds input the check refuses: refuse the requests that hold it, run the rest."""

@@ -8,6 +8,7 @@ which works on the raw ASGI request and writes the response itself. Everything e
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import uuid
@@ -70,9 +71,11 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-async def _receive_body(receive: Any, limit: int) -> bytes:
-    """The whole request body from the ASGI ``receive``; 413 as soon as it grows over ``limit``."""
-    message = await receive()
+async def _receive_body(receive: Any, limit: int, message: dict[str, Any] | None = None) -> bytes:
+    """The whole request body from the ASGI ``receive`` (``message``: its first message, already
+    received); 413 as soon as it grows over ``limit``."""
+    if message is None:
+        message = await receive()
     if message["type"] != "http.request":
         raise _ClientGone
     body = message.get("body", b"")
@@ -138,6 +141,7 @@ def make_endpoint(api: API, state: Any) -> Any:
     ``to_http_response`` still get (and give) Starlette objects.
     """
     from .io import IODescriptor
+    from .io.writer import to_json_bytes
 
     limit, timeout = state.options.max_request_size, state.options.timeout
     metrics = state.metrics
@@ -148,18 +152,39 @@ def make_endpoint(api: API, state: Any) -> Any:
     raw_input = type(inp).from_http_request is IODescriptor.from_http_request
     raw_output = type(out).to_http_response is IODescriptor.to_http_response
     content_type = _media_header(out.media_type)
+    # Per API, at start-up: what each step calls, without the base class's one-line wrappers
+    # (from_http_body is _parse of a request body; _encode is to_json_bytes).
+    if type(inp).from_http_body is IODescriptor.from_http_body:
+        parse = functools.partial(inp._parse, source="request body")
+    else:
+        parse = inp.from_http_body
+    encode = to_json_bytes if type(out)._encode is IODescriptor._encode else out._encode
+    # an async API function is awaited here directly (what API.call does, one coroutine less)
+    call = api.func if api.is_async else api.call
 
-    async def read_input(scope: Any, receive: Any) -> Any:
-        # Checks before reading: Content-Length (400/413), then content-type (415).
-        length = _header(scope, b"content-length")
+    def check_head(scope: Any) -> tuple[str, str | None]:
+        """Content-Length (400/413), then content-type (415), before the body is read: the
+        descriptor's ``(media type, charset)``. One pass over the headers for both (the first
+        of each counts, as Starlette's ``Headers.get``)."""
+        length = media = None
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                if length is None:
+                    length = value
+            elif key == b"content-type" and media is None:
+                media = value
         if length is not None:
-            if not length.isdigit():
+            if not length.isdigit():  # ASCII digits only
                 raise BadInput("invalid Content-Length header", status=400)
             if int(length) > limit:
-                raise BadInput(f"request body of {length} bytes is over the limit of {limit} bytes", status=413)
-        if raw_input:
-            mime, charset = inp.http_content_type(_header(scope, b"content-type"))
-            return inp.from_http_body(await _receive_body(receive, limit), mime, charset)
+                size = length.decode("latin-1")
+                raise BadInput(f"request body of {size} bytes is over the limit of {limit} bytes", status=413)
+        if not raw_input:
+            return "", None  # the descriptor reads its own Request
+        return inp.http_content_type(media.decode("latin-1") if media is not None else None)
+
+    async def read_request(scope: Any, receive: Any) -> Any:
+        """The argument of a descriptor that overrides ``from_http_request``."""
         body = await _receive_body(receive, limit)
         from starlette.requests import Request as StarletteRequest
 
@@ -174,10 +199,30 @@ def make_endpoint(api: API, state: Any) -> Any:
         try:
             if not state.ready:
                 await state.wait_loaded(timeout)
-            value = await read_input(scope, receive)
-            result = await _call_with_timeout(api, value, deadlines)
+            mime, charset = check_head(scope)
+            if raw_input:
+                message = await receive()
+                if message["type"] == "http.request" and not message.get("more_body", False):
+                    body = message.get("body", b"")  # the usual case: the whole body in one message
+                    if len(body) > limit:
+                        raise BadInput(f"request body is over the limit of {limit} bytes", status=413)
+                else:
+                    body = await _receive_body(receive, limit, message)
+                value = parse(body, mime, charset)
+            else:
+                value = await read_request(scope, receive)
+            # _call_with_timeout, written out: the server's time limit on the call
+            task = deadlines.enter()
+            try:
+                result = await call(value)
+            except asyncio.CancelledError:
+                if deadlines.expired(task):
+                    raise asyncio.TimeoutError from None
+                raise
+            finally:
+                deadlines.leave(task)
             if raw_output:
-                body = out._encode(result)
+                body = encode(result)
                 status = 200
             else:
                 response = out.to_http_response(result)

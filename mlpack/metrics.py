@@ -109,6 +109,22 @@ class Metrics:
             batcher = method._batcher
             meter.observe(rows, batcher.queue_depth if batcher else 0)
 
+        def for_method(method: Any) -> Any:
+            """``observe`` bound to one method: what its batcher calls with each batch's rows."""
+            meter: BatchMeter | None = None
+
+            def observe_rows(rows: int) -> None:
+                nonlocal meter
+                if meter is None:  # on the first batch, as ``observe``: no series before one ran
+                    meter = meters.get(method)
+                    if meter is None:
+                        meter = meters[method] = self._batch_meter(method.runner.name, method.name)
+                batcher = method._batcher
+                meter.observe(rows, batcher.queue_depth if batcher else 0)
+
+            return observe_rows
+
+        observe.for_method = for_method  # type: ignore[attr-defined]
         return observe
 
     def isolation_hook(self) -> Any:

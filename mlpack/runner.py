@@ -101,12 +101,17 @@ class RunnerMethod:
 
                 fn = self._fn()
                 hook, isolated = self.runner.on_batch, self.runner.on_isolate
+                on_batch = None
+                if hook is not None:
+                    # a hook may offer one of its own for this method (no per-call lookups)
+                    for_method = getattr(hook, "for_method", None)
+                    on_batch = for_method(self) if for_method is not None else (lambda rows: hook(self, rows))
                 self._batcher = AdaptiveBatcher(
                     fn,
                     max_batch_size=opts.max_batch_size,
                     max_latency_ms=opts.max_latency_ms,
                     batch_dim=self.batch_dim,
-                    on_batch=(lambda rows: hook(self, rows)) if hook else None,
+                    on_batch=on_batch,
                     alone_error=own_fault,
                     on_isolate=(lambda extra, alone: isolated(self, extra, alone)) if isolated else None,
                     name=f"{self.runner.name}.{self.name}",
@@ -135,9 +140,13 @@ class RunnerMethod:
     async def async_run(self, *args: Any, **kwargs: Any) -> Any:
         """Call the model without blocking the event loop, batching when the signature allows."""
         single = len(args) == 1 and not kwargs
-        if single and self.contract is not None:
-            # once batching, the batcher scans the values, once for a whole batch
-            self.contract.check(args[0], values=self._batcher is None)
+        if single:
+            batcher = self._batcher
+            if self.contract is not None:
+                # once batching, the batcher scans the values, once for a whole batch
+                self.contract.check(args[0], values=batcher is None)
+            if batcher is not None:  # made once the model was in: the per-request path
+                return await batcher.submit(args[0])
         if not self.runner.ready:
             await asyncio.to_thread(self.runner.load)
         batcher = self.batcher() if single else None

@@ -19,6 +19,10 @@ from tests.server import running_server
 
 IRIS = InputContract(n_features=4)
 NAMED32 = InputContract(3, ("a", "b", "c"), None, "float32", True)
+MISSING = InputContract(n_features=2, allow_nan=True)
+# a bad value at row 17 of 20: past the few values the check sums in Python, numpy scans it
+MANY = np.ones((20, 4))
+MANY[17, 2] = np.nan
 
 
 @pytest.mark.parametrize(
@@ -31,6 +35,9 @@ NAMED32 = InputContract(3, ("a", "b", "c"), None, "float32", True)
         (IRIS, [[1, 2, 3, 4], [1, 2, 3, {"a": 1}]], "column 3 of row 1 is not a number"),
         (IRIS, np.array([[1, 2, 3, 4]] * 3 + [[1, np.inf, 3, 4]]), "row 3 has a value that is not finite (inf) in column 1"),
         (IRIS, np.array([[1, 2, 3, np.nan]]), "row 0 has a value that is not a number (NaN) in column 3"),
+        (IRIS, np.array([[np.inf, -np.inf, 1, 1]]), "row 0 has a value that is not finite (inf) in column 0"),
+        (IRIS, MANY, "row 17 has a value that is not a number (NaN) in column 2"),
+        (MISSING, np.array([[np.nan, -np.inf]]), "row 0 has a value that is not finite (-inf) in column 1"),
         (IRIS, [], "the input has no rows"),
         (IRIS, np.zeros((0, 4)), "the input has no rows"),
         (IRIS, [1, 2, 3, 4], "expected a 2-D table (rows of 4 values), got a 1-D array"),
@@ -73,6 +80,8 @@ def test_check_refuses_with_a_message_naming_the_problem(contract, value, messag
         (IRIS, np.ones((3, 4), dtype=np.float32)),
         (IRIS, [[1, 2, 3, 4], [5, 6, 7, 8]]),
         (IRIS, [[1e300, 1, True, 1]]),  # finite float64: the model's business
+        (IRIS, np.array([[1.7e308, 1.7e308, -1e308, 1]])),  # finite values whose sum overflows
+        (MISSING, np.array([[np.nan, 1.0], [2.0, np.nan]])),
         (IRIS, pd.DataFrame(np.ones((2, 4)))),
         (IRIS, pd.DataFrame(np.ones((2, 4)), columns=list("wxyz"))),  # no names recorded: width only
         (IRIS, sp.csr_matrix(np.eye(4))),

@@ -203,3 +203,26 @@ def test_with_the_servers_word_a_request_alone_is_answered_without_a_hop() -> No
 
     asyncio.run(main())
     assert model.on_loop() == [False] * 3 + [True] + [False] * 2
+
+
+def test_an_answer_on_the_loop_does_not_ask_for_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In Python 3.11 asyncio.get_running_loop() is a getpid() system call: the inline path skips it."""
+    model = Model()
+    asked: list[int] = []
+    real = asyncio.get_running_loop
+
+    def counting() -> asyncio.AbstractEventLoop:
+        asked.append(1)
+        return real()
+
+    async def main() -> None:
+        b = AdaptiveBatcher(model, inline_max_ms=50, alone=lambda: True)
+        await one_by_one(b, 3)  # the evidence, in the thread: these need the loop
+        monkeypatch.setattr(asyncio, "get_running_loop", counting)
+        await one_by_one(b, 5)
+        monkeypatch.setattr(asyncio, "get_running_loop", real)
+        await b.close()
+
+    asyncio.run(main())
+    assert model.on_loop() == [False] * 3 + [True] * 5
+    assert asked == []

@@ -144,6 +144,24 @@ def test_batch_and_isolation_hooks_are_exact() -> None:
     assert value(found, "mlpack_isolated_failures_total", **labels) == 1
 
 
+def test_a_methods_own_batch_hook_counts_into_the_same_series_and_none_before_a_batch() -> None:
+    metrics = Metrics()
+    batch = metrics.batch_hook()
+    predict = Method(queue_depth=2)
+    own = batch.for_method(predict)  # what a RunnerMethod's batcher gets
+    assert not any(name.startswith("mlpack_batch_size") for name, _ in samples(metrics))
+    own(3)
+    batch(predict, 5)  # the general hook, for the same method
+    own(40)
+    found = samples(metrics)
+    labels = {"runner": "iris_clf", "method": "predict"}
+    assert value(found, "mlpack_batch_size_count", **labels) == 3
+    assert value(found, "mlpack_batch_size_sum", **labels) == 48
+    assert value(found, "mlpack_batch_size_bucket", le="4.0", **labels) == 1
+    assert value(found, "mlpack_batch_size_bucket", le="64.0", **labels) == 3
+    assert value(found, "mlpack_queue_depth", **labels) == 2
+
+
 @pytest.mark.parametrize("shared", [False, True], ids=["one-process", "files"])
 def test_no_update_is_lost_while_batch_threads_and_the_loop_write_at_once(shared: bool, tmp_path: Path) -> None:
     metrics = Metrics(str(tmp_path) if shared else None)

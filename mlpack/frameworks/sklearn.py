@@ -147,9 +147,14 @@ class _FeatureNamesNotice:
         self._lock = threading.Lock()
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        import numpy as np
+
+        # a plain array has no feature names: nothing to check for a model fitted without them
+        unnamed = None if self.fitted_with_names else np.ndarray
+
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Any:
-            if not self.shown and args:
+            if not self.shown and args and type(args[0]) is not unnamed:
                 self.check(args[0])
             return fn(*args, **kwargs)
 
