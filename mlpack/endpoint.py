@@ -223,7 +223,6 @@ def make_endpoint(api: API, state: Any) -> Any:
                 deadlines.leave(task)
             if raw_output:
                 body = encode(result)
-                status = 200
             else:
                 response = out.to_http_response(result)
         except asyncio.TimeoutError:
@@ -236,16 +235,15 @@ def make_endpoint(api: API, state: Any) -> Any:
             raise
         except Exception as exc:
             response = error_response(exc, errors)
-        try:
-            if response is None:
-                headers = [(b"content-length", str(len(body)).encode()), (b"content-type", content_type)]
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-            else:
-                status = response.status_code
-                await response(scope, receive, send)
-        finally:
-            if meter is not None:
-                meter.done(started, status)
+        status = 200 if response is None else response.status_code
+        if meter is not None:
+            # counted before the answer leaves: a client holding its answer finds it in /metrics
+            meter.done(started, status)
+        if response is None:
+            headers = [(b"content-length", str(len(body)).encode()), (b"content-type", content_type)]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        else:
+            await response(scope, receive, send)
 
     return endpoint

@@ -379,3 +379,85 @@ SLOW = ("mlpack_requests_in_progress", {"endpoint": "/slow", "protocol": "native
 
 def _slow(series: list) -> bool:
     return any(name == SLOW[0] and labels == ("/slow", "native") and values[0] > 0 for name, labels, values in series)
+
+
+def test_every_protocol_counts_an_answer_before_it_leaves(store: Path) -> None:
+    """A client holding its answer finds it in /metrics, even read at once from another process
+    (another worker, a scraper): each protocol's endpoint counts the request before the body goes
+    out. Checked at the ASGI layer, where the moment the body is sent is exact."""
+    import asyncio
+    import json
+
+    from mlpack.config import ServeOptions
+    from mlpack.serve import build_app
+    from mlpack.target import load_service
+
+    service = load_service("service.py:svc", PROJECT).service
+    options = ServeOptions(target="service.py:svc", working_dir=str(PROJECT), protocols={"mlflow": {"api": "predict"}})
+    app = build_app(service, options)
+    row = [[5.1, 3.5, 1.4, 0.2]]
+    v2 = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row[0]}]}
+    calls = [
+        ("/predict", "/predict", json.dumps(row), "native"),
+        ("/v2/models/predict/infer", "/v2/models/{name}/infer", json.dumps(v2), "v2"),
+        ("/v1/models/predict:predict", "/v1/models/{name}:predict", json.dumps({"instances": row}), "kserve_v1"),
+        ("/invocations", "/invocations", json.dumps({"inputs": row}), "mlflow"),
+    ]
+
+    async def request(method: str, path: str, body: bytes = b"", on_body=None) -> tuple[int, bytes]:  # noqa: ANN001
+        headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": headers,
+            "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 3000),
+        }
+        answer: dict[str, object] = {"body": b""}
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                if on_body is not None:
+                    await on_body()
+                answer["body"] += message.get("body", b"")  # type: ignore[operator]
+
+        await app(scope, receive, send)
+        return answer["status"], answer["body"]  # type: ignore[return-value]
+
+    async def main() -> None:
+        events: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        started = asyncio.Event()
+
+        async def lifespan_receive() -> dict[str, str]:
+            return await events.get()
+
+        async def lifespan_send(message: dict[str, str]) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                started.set()
+
+        lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, lifespan_receive, lifespan_send))
+        await events.put({"type": "lifespan.startup"})
+        await asyncio.wait_for(started.wait(), 30)
+        for _ in range(300):
+            if (await request("GET", "/readyz"))[0] == 200:
+                break
+            await asyncio.sleep(0.05)
+        try:
+            for path, route, body, protocol in calls:
+                seen: list[float | None] = []
+
+                async def scrape(route: str = route, protocol: str = protocol, seen: list = seen) -> None:  # noqa: ANN001
+                    text = (await request("GET", "/metrics"))[1].decode()
+                    seen.append(value(parse(text), "mlpack_requests_total", endpoint=route, http_status="200", protocol=protocol))
+
+                status, answer = await request("POST", path, body.encode(), on_body=scrape)
+                assert status == 200 and b"0" in answer, (path, answer)
+                assert seen and seen[0] == 1, f"{protocol}: {seen} when its answer left"
+        finally:
+            await events.put({"type": "lifespan.shutdown"})
+            await asyncio.wait_for(lifespan, 30)
+
+    asyncio.run(main())

@@ -81,10 +81,13 @@ def endpoint(state: Any, handle: Handler, *, read: bool = True, meter: tuple[str
             except Exception as exc:
                 response = error_response(exc, errors)
             status = response.status_code
+            if metered is not None:
+                # counted before the answer leaves: a client holding its answer finds it in /metrics
+                metered.done(started, status)
             await response(scope, receive, send)
         finally:
-            if metered is not None:
-                metered.done(started, status)
+            if metered is not None and status is None:
+                metered.done(started, None)
 
     return ASGIEndpoint(app)
 

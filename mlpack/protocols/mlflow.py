@@ -282,17 +282,20 @@ def routes(service: Service, state: Any) -> list[Route]:
                 return
             except Exception as exc:
                 response = mlflow_error(exc, errors)
+            status = response[0] if isinstance(response, tuple) else response.status_code
+            if meter is not None:
+                # counted before the answer leaves: a client holding its answer finds it in /metrics
+                meter.done(started, status)
             if isinstance(response, tuple):
-                status, body = response
+                body = response[1]
                 headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
             else:
-                status = response.status_code
                 await response(scope, receive, send)
         finally:
-            if meter is not None:
-                meter.done(started, status)
+            if meter is not None and status is None:
+                meter.done(started, None)
 
     return [
         Route("/ping", ping, methods=["GET"]),
