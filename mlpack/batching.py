@@ -19,17 +19,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import itertools
 import logging
 import math
-import queue
-import sys
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from mlpack.exceptions import BadInput, MlpackError, ServiceUnavailable
+from mlpack.batches import concat, count_rows, split
+from mlpack.batchthread import BatchThread
+from mlpack.exceptions import BadInput, ServiceUnavailable
 
 __all__ = ["AdaptiveBatcher", "concat", "count_rows", "split"]
 
@@ -37,175 +35,6 @@ log = logging.getLogger(__name__)
 
 # Consecutive fast calls a model needs before a request may run it on the event loop.
 _INLINE_EVIDENCE = 3
-
-
-def _kind(x: Any) -> str:
-    # By module name, so that batching numpy or lists never imports pandas or scipy.
-    for cls in type(x).__mro__:
-        if cls.__module__.startswith("pandas."):
-            return "pandas"
-        if cls.__module__.startswith("scipy.sparse"):
-            return "sparse"
-    return "list" if isinstance(x, (list, tuple)) else "array"
-
-
-def count_rows(x: Any, dim: int = 0) -> int:
-    """Size of ``x`` along ``dim``: ``shape[dim]`` for arrays, frames and sparse matrices, ``len`` for lists."""
-    if x is None or isinstance(x, (str, bytes, dict)):
-        raise TypeError(f"cannot count rows of {type(x).__name__}")
-    shape = getattr(x, "shape", None)
-    if shape is None:
-        if dim == 0 and hasattr(x, "__len__"):
-            return len(x)
-        import numpy as np
-
-        shape = np.asarray(x).shape
-    if dim >= len(shape):
-        raise ValueError(f"{type(x).__name__} with {len(shape)} dimension(s) has no batch dimension {dim}")
-    return int(shape[dim])
-
-
-def concat(items: Sequence[Any], dim: int = 0) -> tuple[Any, list[int]]:
-    """Join ``items`` along ``dim``; return the batch and each item's row count.
-
-    Lists join as a list along dim 0 (as numpy along other dims), DataFrames or Series
-    with ``pd.concat`` (dim 0 only, fresh RangeIndex), sparse matrices with
-    vstack/hstack, anything else with ``np.concatenate``. Raises TypeError or
-    ValueError when the items cannot form one batch (mixed kinds, other columns...).
-    """
-    if not items:
-        raise ValueError("nothing to concatenate")
-    first = items[0]
-    cls = type(first)
-    if cls.__name__ == "ndarray" and cls.__module__ == "numpy" and all(type(x) is cls for x in items):
-        # the usual batch (plain arrays from JSON bodies): no per-item kind or row checks
-        np = sys.modules["numpy"]
-        try:
-            return np.concatenate(items, axis=dim), [x.shape[dim] for x in items]
-        except IndexError:  # an item without that dimension: the general path says so
-            pass
-    sizes = [count_rows(x, dim) for x in items]
-    kinds = {_kind(x) for x in items}
-    if kinds == {"list"} and dim == 0:
-        return [row for x in items for row in x], sizes
-    if kinds == {"pandas"}:
-        if dim != 0:
-            raise TypeError("pandas inputs can only be batched along dim 0")
-        if any(type(x) is not type(first) for x in items):
-            raise TypeError("cannot batch DataFrames together with Series")
-        # pd.concat would silently fill columns missing from some frames with NaN.
-        if hasattr(first, "columns") and not all(x.columns.equals(first.columns) for x in items):
-            raise ValueError("DataFrames have different columns")
-        import pandas as pd
-
-        # A fresh index: callers' indexes may overlap, which breaks index-aligned models.
-        return pd.concat(list(items), ignore_index=True), sizes
-    if kinds == {"sparse"}:
-        import scipy.sparse as sp
-
-        join = sp.vstack if dim == 0 else sp.hstack
-        return join(list(items), format=first.format), sizes
-    if kinds <= {"list", "array"}:
-        import numpy as np
-
-        return np.concatenate([np.asarray(x) for x in items], axis=dim), sizes
-    raise TypeError(f"cannot batch {' and '.join(sorted(kinds))} inputs together")
-
-
-def split(result: Any, sizes: Sequence[int], dim: int = 0, *, like: Sequence[Any] | None = None) -> list[Any]:
-    """Cut ``result`` along ``dim`` into consecutive parts of ``sizes`` rows.
-
-    Raises MlpackError unless ``result`` has ``sum(sizes)`` rows. With ``like`` (the
-    inputs, in order), a pandas part gets back the index of its pandas input.
-    """
-    offsets = list(itertools.accumulate(sizes, initial=0))
-    try:
-        n = count_rows(result, dim)
-    except (TypeError, ValueError) as exc:
-        raise MlpackError(f"cannot split the model output between requests: {exc}") from exc
-    if n != offsets[-1]:
-        raise MlpackError(
-            f"model returned {n} rows along batch dimension {dim} for a batch of {offsets[-1]} input rows"
-        )
-    bounds = list(itertools.pairwise(offsets))
-    kind = _kind(result)
-    if kind == "list" and dim == 0:
-        return [result[a:b] for a, b in bounds]
-    if kind == "pandas":
-        if dim != 0:
-            return [result.iloc[:, a:b] for a, b in bounds]
-        parts = [result.iloc[a:b] for a, b in bounds]
-        originals = like if like is not None else [None] * len(parts)
-        return [p.set_axis(x.index, axis=0) if _kind(x) == "pandas" else p for p, x in zip(parts, originals)]
-    if kind == "sparse":
-        result = result.tocsr() if dim == 0 else result.tocsc()  # coo cannot be sliced
-    elif kind == "list" or not hasattr(result, "shape"):
-        import numpy as np
-
-        result = np.asarray(result)
-    lead = (slice(None),) * dim
-    return [result[(*lead, slice(a, b))] if dim else result[a:b] for a, b in bounds]
-
-
-class _BatchThread:
-    """The batcher's own worker thread, started on first use; runs one call at a time.
-
-    Hands work over with a SimpleQueue and ``call_soon_threadsafe``: per batch this costs about
-    a third of the CPU of a ThreadPoolExecutor hop (its locks, and a concurrent Future chained
-    to an asyncio one), which shows in single-client latency.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._started = self._closed = False
-
-    def run(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        future = loop.create_future()
-        with self._lock:  # so that no job can follow the shutdown sentinel
-            if self._closed:
-                raise RuntimeError("cannot run a batch after shutdown")
-            if not self._started:
-                # A daemon, as a forgotten batcher must not keep the process alive at exit.
-                threading.Thread(target=self._work, args=(self._jobs,), name=self.name, daemon=True).start()
-                self._started = True
-            self._jobs.put((loop, future, fn, args))
-        return future
-
-    def shutdown(self) -> None:
-        """Stop the thread after the running call (any thread, idempotent)."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._jobs.put(None)
-
-    @staticmethod
-    def _work(jobs: queue.SimpleQueue[Any]) -> None:
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            loop, future, fn, args = job
-            try:
-                outcome: tuple[Any, ...] = (_set_result, future, fn(*args))
-            except BaseException as exc:  # as a ThreadPoolExecutor: the caller gets it
-                outcome = (_set_exception, future, exc)
-            try:
-                loop.call_soon_threadsafe(*outcome)
-            except RuntimeError:  # the loop is closed: no one waits for this result
-                pass
-            del job, loop, future, fn, args, outcome  # do not hold the batch until the next one
-
-
-def _set_result(future: asyncio.Future[Any], result: Any) -> None:
-    if not future.done():
-        future.set_result(result)
-
-
-def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
 
 
 class _Refused:
@@ -264,7 +93,7 @@ class AdaptiveBatcher:
         self.input_dim, self.output_dim = dims
         # The private thread starts on first use, so creating it here is free.
         self._executor = executor
-        self._thread = _BatchThread(f"mlpack-batch-{name}" if name else "mlpack-batch") if executor is None else None
+        self._thread = BatchThread(f"mlpack-batch-{name}" if name else "mlpack-batch") if executor is None else None
         self._label = f"batcher {name!r}" if name else "batcher"
         self._retry_after = max(max_latency_ms / 1000, 0.001)
         self._on_batch = on_batch
