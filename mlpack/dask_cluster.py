@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from distributed import Client
 
 START_METHOD = "distributed.worker.multiprocessing-method"
-# what a worker imports whatever the service: the task, and the libraries it reads and writes with
-WORKER_MODULES = ("distributed", "numpy", "pandas", "mlpack.dask_worker")
+# what a worker imports whatever the service: the task, and the libraries it reads and writes with;
+# first the module that turns the collector off for the server's imports (mlpack.dask_forkserver)
+WORKER_MODULES = ("mlpack.dask_forkserver", "distributed", "numpy", "pandas", "mlpack.dask_worker")
 _LIBRARIES = {"mlpack.sklearn": "sklearn", "mlpack.xgboost": "xgboost"}
 
 

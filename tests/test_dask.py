@@ -32,12 +32,15 @@ DASK = str(Path(sys.executable).parent / "dask")
 ROOT = Path(__file__).resolve().parent.parent
 
 SERVICE = """
+import gc
 import os
 import sys
 
-# one line per import of this module, per process: its pid, its parent's, whether sklearn was imported before
+# one line per import of this module, per process: its pid, its parent's, whether sklearn was
+# imported before, whether the garbage collector runs, whether objects were frozen before
 with open(os.environ["IMPORT_LOG"], "a") as log:
-    log.write(f"{os.getpid()} {os.getppid()} {int('sklearn' in sys.modules)}\\n")
+    state = f"{int('sklearn' in sys.modules)} {int(gc.isenabled())} {int(gc.get_freeze_count() > 0)}"
+    log.write(f"{os.getpid()} {os.getppid()} {state}\\n")
 
 import mlpack
 from mlpack.io import NumpyNdarray, PandasDataFrame
@@ -60,7 +63,12 @@ def predict_df(df):
 
 def imports(log: Path) -> list[tuple[int, int, bool]]:
     """(pid, parent pid, sklearn imported already) of each import of the service module."""
-    return [(int(a), int(b), c == "1") for a, b, c in (line.split() for line in log.read_text().splitlines())]
+    return [(int(a), int(b), c == "1") for a, b, c, *_ in (line.split() for line in log.read_text().splitlines())]
+
+
+def collector(log: Path) -> list[tuple[bool, bool]]:
+    """(garbage collector enabled, objects frozen) in each process that imported the service module."""
+    return [(a == "1", b == "1") for *_, a, b in (line.split() for line in log.read_text().splitlines())]
 
 
 def _wait_for_file(path: Path, procs: list[subprocess.Popen], timeout: float = 60) -> None:
@@ -225,6 +233,8 @@ def test_the_readme_commands_on_a_bundle(cli, project, cluster, tmp_path) -> Non
     # the workers forked from one server (a child of the client) that had imported sklearn for them
     assert workers[0][1] == workers[1][1] not in (client[0], os.getpid())
     assert all(preloaded for _, _, preloaded in workers) and not client[2]
+    # the server imported them without the collector and froze them: each worker collects its own objects
+    assert collector(log) == [(True, False), (True, True), (True, True)]
     second = [a.replace("tcp://127.0.0.1:8786", cluster["address"]) for a in commands[1][1:]]
     ok(cli(*second, "--partition-size", "5000", cwd=project, env={"IMPORT_LOG": str(log)}))
     texts = [p.read_text() for p in sorted((project / "predictions").iterdir())]
