@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from distributed import Client
 
 START_METHOD = "distributed.worker.multiprocessing-method"
-# what a worker imports whatever the service: the task, and the libraries it reads and writes with
-WORKER_MODULES = ("distributed", "numpy", "pandas", "mlpack.dask_worker")
+# what a worker imports whatever the service: the task, and the libraries it reads and writes with;
+# first the module that turns the collector off for the server's imports (mlpack.dask_forkserver)
+WORKER_MODULES = ("mlpack.dask_forkserver", "distributed", "numpy", "pandas", "mlpack.dask_worker")
 _LIBRARIES = {"mlpack.sklearn": "sklearn", "mlpack.xgboost": "xgboost"}
 
 
@@ -95,15 +96,23 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[Cluster]:
 def local_cluster(n: int) -> Iterator[Cluster]:
     """A ``LocalCluster`` of ``n`` single-threaded worker processes on 127.0.0.1, without a dashboard.
 
-    Its workers run without the sampling profiler (only a dashboard shows its results; it costs
-    a few % of a core per worker), and fork from the server of ``start_fork_server`` when it runs.
+    Nothing shows a dashboard's data, so none is collected: its processes run without the
+    sampling profiler (a few % of a core per worker), without the GIL contention monitor (a
+    thread that polls the GIL every millisecond, when ``gilknocker`` is installed) and without
+    HTTP routes (the metrics route imports prometheus_client in each worker as it starts: 0.03 s
+    of its start-up). Its workers fork from the server of ``start_fork_server`` when it runs.
     """
     import logging
 
     import dask
     from distributed import Client, LocalCluster
 
-    config: dict[str, Any] = {"distributed.worker.profile.enabled": False}
+    config: dict[str, Any] = {
+        "distributed.worker.profile.enabled": False,
+        "distributed.admin.system-monitor.gil.enabled": False,
+        "distributed.worker.http.routes": [],
+        "distributed.scheduler.http.routes": [],
+    }
     if forks(dask.config.get(START_METHOD, None)):
         config[START_METHOD] = "forkserver"
         import distributed.utils

@@ -32,12 +32,18 @@ DASK = str(Path(sys.executable).parent / "dask")
 ROOT = Path(__file__).resolve().parent.parent
 
 SERVICE = """
+import gc
 import os
 import sys
 
-# one line per import of this module, per process: its pid, its parent's, whether sklearn was imported before
+# one line per import of this module, per process: its pid, its parent's, whether sklearn was
+# imported before, whether the garbage collector runs, whether objects were frozen before,
+# whether a dashboard's monitors run (GIL contention, a worker's metrics route)
+MONITORS = ("gilknocker", "distributed.http.worker.prometheus")  # gilknocker: when installed
 with open(os.environ["IMPORT_LOG"], "a") as log:
-    log.write(f"{os.getpid()} {os.getppid()} {int('sklearn' in sys.modules)}\\n")
+    state = f"{int('sklearn' in sys.modules)} {int(gc.isenabled())} {int(gc.get_freeze_count() > 0)}"
+    state += f" {int(any(m in sys.modules for m in MONITORS))}"
+    log.write(f"{os.getpid()} {os.getppid()} {state}\\n")
 
 import mlpack
 from mlpack.io import NumpyNdarray, PandasDataFrame
@@ -60,7 +66,17 @@ def predict_df(df):
 
 def imports(log: Path) -> list[tuple[int, int, bool]]:
     """(pid, parent pid, sklearn imported already) of each import of the service module."""
-    return [(int(a), int(b), c == "1") for a, b, c in (line.split() for line in log.read_text().splitlines())]
+    return [(int(a), int(b), c == "1") for a, b, c, *_ in (line.split() for line in log.read_text().splitlines())]
+
+
+def collector(log: Path) -> list[tuple[bool, bool]]:
+    """(garbage collector enabled, objects frozen) in each process that imported the service module."""
+    return [(a == "1", b == "1") for *_, a, b, _ in (line.split() for line in log.read_text().splitlines())]
+
+
+def monitored(log: Path) -> list[bool]:
+    """Whether a dashboard's monitors ran in each process that imported the service module."""
+    return [line.split()[-1] == "1" for line in log.read_text().splitlines()]
 
 
 def _wait_for_file(path: Path, procs: list[subprocess.Popen], timeout: float = 60) -> None:
@@ -159,6 +175,7 @@ def test_csv_output_is_byte_identical_to_a_local_run_and_loads_once_per_worker(c
     # ~15 partitions on 2 workers: each worker process imported the service once, from its shipment
     pids = [pid for pid, _, _ in imports(cluster["log"])]
     assert 1 <= len(pids) <= 2 and len(set(pids)) == len(pids)
+    assert all(monitored(cluster["log"]))  # `dask worker`s as configured: our settings are for our own cluster
     assert all(not any(h.iterdir()) for h in cluster["homes"])  # the workers' own stores stayed empty
     # json output: the same document too
     ok(run(cli, project, "service.py:svc", "predict_df", "--input-file", str(src), "-o", "json", "--output-file", "l.json"))
@@ -225,6 +242,9 @@ def test_the_readme_commands_on_a_bundle(cli, project, cluster, tmp_path) -> Non
     # the workers forked from one server (a child of the client) that had imported sklearn for them
     assert workers[0][1] == workers[1][1] not in (client[0], os.getpid())
     assert all(preloaded for _, _, preloaded in workers) and not client[2]
+    # the server imported them without the collector and froze them: each worker collects its own objects
+    assert collector(log) == [(True, False), (True, True), (True, True)]
+    assert monitored(log) == [False, False, False]  # no dashboard: nothing collects data for one
     second = [a.replace("tcp://127.0.0.1:8786", cluster["address"]) for a in commands[1][1:]]
     ok(cli(*second, "--partition-size", "5000", cwd=project, env={"IMPORT_LOG": str(log)}))
     texts = [p.read_text() for p in sorted((project / "predictions").iterdir())]

@@ -26,6 +26,9 @@ def test_sklearn_pipeline_round_trip(home: Path, iris) -> None:
     assert set(runnable) == {"predict", "predict_proba"}
     np.testing.assert_array_equal(runnable["predict"](X), pipe.predict(X))
     assert saved.info.signatures["predict"] == {"batchable": True, "batch_dim": 0}
+    import sklearn
+
+    assert saved.info.context["framework_versions"] == {"scikit-learn": sklearn.__version__}
 
 
 def test_custom_objects_round_trip_lazily(home: Path) -> None:

@@ -646,6 +646,9 @@ def test_csv_output_writes_the_header_once():
         [np.array([True, False]), np.array([False])],
         [np.array([0.5, np.nan]), np.array([1, 2])],  # a float chunk goes through pandas, then integers
         [np.array([1, 2]), np.array([[1, 2], [3, 4]])[:, 0], pd.Series([7, 8], name="result")],
+        # labels 0-9 as bytes: every digit, a strided view, narrow and wide types; then 10 and -1 again
+        [np.arange(10), np.arange(20)[::-3] % 10, np.array([9, 0], dtype=np.uint8), np.array([5], dtype=np.int16)],
+        [np.array([3, 3]), np.array([9, 10]), np.array([0, -1]), np.array([7])],
     ],
 )
 def test_csv_of_integer_results_is_what_pandas_writes(chunks):

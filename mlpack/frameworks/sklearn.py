@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Mapping
-from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +88,8 @@ def save_model(
     def write(path: Path) -> None:
         joblib.dump(model, path / FILENAME)
 
+    from importlib import metadata as package_metadata  # ~15 ms of imports that loading a model does not need
+
     return save(
         MODULE,
         name,
@@ -99,7 +100,7 @@ def save_model(
         custom_objects=custom_objects,
         options={"model_class": f"{type(model).__module__}.{type(model).__qualname__}"},
         framework_name="sklearn",
-        framework_versions={"scikit-learn": _metadata.version("scikit-learn")},
+        framework_versions={"scikit-learn": package_metadata.version("scikit-learn")},
         input_contract=input_contract(model),
         settings=settings,
     )
