@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from .exceptions import BadInput, MlpackError, ServiceUnavailable
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from starlette.responses import Response
 
     from .deadlines import Deadlines
@@ -100,11 +102,11 @@ async def _receive_body(receive: Any, limit: int, message: dict[str, Any] | None
     return b"".join(chunks)
 
 
-async def _call_with_timeout(api: API, value: Any, deadlines: Deadlines) -> Any:
-    """``api.call(value)`` within the server's time limit: TimeoutError past it."""
+async def _call_with_timeout(call: Callable[[Any], Awaitable[Any]], value: Any, deadlines: Deadlines) -> Any:
+    """``call(value)`` (an API's ``call``) within the server's time limit: TimeoutError past it."""
     task = deadlines.enter()
     try:
-        return await api.call(value)
+        return await call(value)
     except asyncio.CancelledError:
         if deadlines.expired(task):
             raise asyncio.TimeoutError from None
@@ -211,16 +213,7 @@ def make_endpoint(api: API, state: Any) -> Any:
                 value = parse(body, mime, charset)
             else:
                 value = await read_request(scope, receive)
-            # _call_with_timeout, written out: the server's time limit on the call
-            task = deadlines.enter()
-            try:
-                result = await call(value)
-            except asyncio.CancelledError:
-                if deadlines.expired(task):
-                    raise asyncio.TimeoutError from None
-                raise
-            finally:
-                deadlines.leave(task)
+            result = await _call_with_timeout(call, value, deadlines)
             if raw_output:
                 body = encode(result)
             else:

@@ -209,6 +209,19 @@ def test_fresh_venv_with_only_the_bundle_requirements_serves_it(cli, project: Pa
         proc.wait(20)
 
 
+def _readyz(container_env: ContainerEnv, port: int, cid: str) -> int:
+    """``/readyz``'s status once the container's server answers 200 (models loaded), or after ~20 s."""
+    import time
+
+    status, _ = container_env.wait_http(f"http://127.0.0.1:{port}/readyz", cid, timeout=120)
+    for _ in range(100):
+        if status == 200:
+            break
+        time.sleep(0.2)
+        status, _ = container_env.wait_http(f"http://127.0.0.1:{port}/readyz", cid)
+    return status
+
+
 @pytest.mark.slow
 @pytest.mark.container
 @pytest.mark.timeout(1800)
@@ -244,12 +257,7 @@ def test_container_image_serves_predictions(cli, project: Path, tmp_path: Path, 
     port = free_port()
     cid = container_env.run_detached(image, ["--workers=1"], env={"PORT": str(port), "MLPACK_HOST": "127.0.0.1"})
     try:
-        status, _ = container_env.wait_http(f"http://127.0.0.1:{port}/readyz", cid, timeout=120)
-        for _ in range(100):
-            if status == 200:
-                break
-            time.sleep(0.2)
-            status, _ = container_env.wait_http(f"http://127.0.0.1:{port}/readyz", cid)
+        status = _readyz(container_env, port, cid)
         res = httpx.post(f"http://127.0.0.1:{port}/predict", json=[[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])
         assert res.status_code == 200 and res.json() == [0, 2]
     finally:
@@ -266,12 +274,7 @@ def test_container_image_serves_predictions(cli, project: Path, tmp_path: Path, 
         env={"PORT": str(port), "MLPACK_HOST": "127.0.0.1", "MLPACK_AUTH_TOKEN_FILE": "/run/secrets/mlpack-tokens"},
     )
     try:
-        status, _ = container_env.wait_http(f"http://127.0.0.1:{port}/readyz", cid, timeout=120)
-        for _ in range(100):
-            if status == 200:
-                break
-            time.sleep(0.2)
-            status, _ = container_env.wait_http(f"http://127.0.0.1:{port}/readyz", cid)
+        status = _readyz(container_env, port, cid)
         assert status == 200  # probes stay open without a token
         row = [[6.7, 3.0, 5.2, 2.3]]
         refused = httpx.post(f"http://127.0.0.1:{port}/predict", json=row)

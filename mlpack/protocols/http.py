@@ -45,7 +45,7 @@ async def call(state: Any, api: API, value: Any) -> Any:
     timeout = state.options.timeout
     if not state.ready:
         await state.wait_loaded(timeout)
-    return await _call_with_timeout(api, value, state.deadlines)
+    return await _call_with_timeout(api.call, value, state.deadlines)
 
 
 async def call_each(state: Any, api: API, values: list[Any]) -> list[Any]:

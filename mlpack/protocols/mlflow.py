@@ -267,7 +267,7 @@ def routes(service: Service, state: Any) -> list[Route]:
             calls = asyncio.gather(*(api.call(v) for v in value))
             results = await asyncio.wait_for(calls, timeout)
             return 200, b'{"predictions":[' + b",".join(_encode(api, r) for r in results) + b"]}"
-        result = await _call_with_timeout(api, value, state.deadlines)
+        result = await _call_with_timeout(api.call, value, state.deadlines)
         return 200, b'{"predictions":' + _encode(api, result) + b"}"
 
     async def invocations(scope: Any, receive: Any, send: Any) -> None:
