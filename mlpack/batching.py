@@ -136,8 +136,7 @@ class AdaptiveBatcher:
                 raise BadInput(f"cannot batch this input: {exc}") from exc
         if self._driver is None:
             alone = self._alone
-            # _may_inline(rows), written out (this runs for every request)
-            if alone is not None and self._fast_streak >= _INLINE_EVIDENCE and 0 < rows <= self._fast_rows and alone():
+            if alone is not None and self._may_inline(rows) and alone():
                 # the server says no other request is under way: answer now, on the loop. Before
                 # asking for the loop: the call touches none of its state, and in Python 3.11
                 # get_running_loop() is a getpid() system call.

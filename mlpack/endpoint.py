@@ -73,11 +73,9 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-async def _receive_body(receive: Any, limit: int, message: dict[str, Any] | None = None) -> bytes:
-    """The whole request body from the ASGI ``receive`` (``message``: its first message, already
-    received); 413 as soon as it grows over ``limit``."""
-    if message is None:
-        message = await receive()
+async def _receive_body(receive: Any, limit: int) -> bytes:
+    """The whole request body from the ASGI ``receive``; 413 as soon as it grows over ``limit``."""
+    message = await receive()
     if message["type"] != "http.request":
         raise _ClientGone
     body = message.get("body", b"")
@@ -203,14 +201,7 @@ def make_endpoint(api: API, state: Any) -> Any:
                 await state.wait_loaded(timeout)
             mime, charset = check_head(scope)
             if raw_input:
-                message = await receive()
-                if message["type"] == "http.request" and not message.get("more_body", False):
-                    body = message.get("body", b"")  # the usual case: the whole body in one message
-                    if len(body) > limit:
-                        raise BadInput(f"request body is over the limit of {limit} bytes", status=413)
-                else:
-                    body = await _receive_body(receive, limit, message)
-                value = parse(body, mime, charset)
+                value = parse(await _receive_body(receive, limit), mime, charset)
             else:
                 value = await read_request(scope, receive)
             result = await _call_with_timeout(call, value, deadlines)

@@ -102,12 +102,15 @@ class Metrics:
         """``Runner.on_batch``: observe a batch's rows and the queue left behind it."""
         meters: dict[Any, BatchMeter] = {}  # by method object: no key to build per call
 
-        def observe(method: Any, rows: int) -> None:
+        def meter_of(method: Any) -> BatchMeter:
             meter = meters.get(method)
             if meter is None:
                 meter = meters[method] = self._batch_meter(method.runner.name, method.name)
+            return meter
+
+        def observe(method: Any, rows: int) -> None:
             batcher = method._batcher
-            meter.observe(rows, batcher.queue_depth if batcher else 0)
+            meter_of(method).observe(rows, batcher.queue_depth if batcher else 0)
 
         def for_method(method: Any) -> Any:
             """``observe`` bound to one method: what its batcher calls with each batch's rows."""
@@ -116,9 +119,7 @@ class Metrics:
             def observe_rows(rows: int) -> None:
                 nonlocal meter
                 if meter is None:  # on the first batch, as ``observe``: no series before one ran
-                    meter = meters.get(method)
-                    if meter is None:
-                        meter = meters[method] = self._batch_meter(method.runner.name, method.name)
+                    meter = meter_of(method)
                 batcher = method._batcher
                 meter.observe(rows, batcher.queue_depth if batcher else 0)
 
