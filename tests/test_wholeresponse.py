@@ -157,9 +157,9 @@ def test_the_real_app_answers_an_api_call_in_one_write(tmp_path: Path) -> None:
     from mlpack.serve import build_app
     from mlpack.target import load_service
 
-    (tmp_path / "service.py").write_text(SERVICE)
-    service = load_service("service.py:svc", tmp_path).service
-    app = build_app(service, ServeOptions(target="service.py:svc", working_dir=str(tmp_path)))
+    (tmp_path / "whole_service.py").write_text(SERVICE)  # a module name no other test imports
+    service = load_service("whole_service.py:svc", tmp_path).service
+    app = build_app(service, ServeOptions(target="whole_service.py:svc", working_dir=str(tmp_path)))
 
     async def main() -> RecordingTransport:
         async with app.router.lifespan_context(app):
