@@ -14,7 +14,7 @@ import math
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import BadInput, MlpackError, ServiceUnavailable
+from .exceptions import BadInput, ConfigError, MlpackError, ServiceUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -117,6 +117,8 @@ def _media_header(media_type: str) -> bytes:
     """The content-type header Starlette's ``Response`` writes for ``media_type``."""
     if media_type.startswith("text/") and "charset=" not in media_type.lower():
         media_type += "; charset=utf-8"
+    if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in media_type):
+        raise ConfigError(f"output media type {media_type!r} holds control characters; it cannot be a header")
     return media_type.encode("latin-1")
 
 
@@ -142,6 +144,7 @@ def make_endpoint(api: API, state: Any) -> Any:
     """
     from .io import IODescriptor
     from .io.writer import to_json_bytes
+    from .wholeresponse import send_whole
 
     limit, timeout = state.options.max_request_size, state.options.timeout
     metrics = state.metrics
@@ -224,9 +227,7 @@ def make_endpoint(api: API, state: Any) -> Any:
             # counted before the answer leaves: a client holding its answer finds it in /metrics
             meter.done(started, status)
         if response is None:
-            headers = [(b"content-length", str(len(body)).encode()), (b"content-type", content_type)]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await send_whole(send, 200, content_type, body)
         else:
             await response(scope, receive, send)
 

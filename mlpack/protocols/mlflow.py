@@ -234,6 +234,8 @@ def routes(service: Service, state: Any) -> list[Route]:
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
+    from ..wholeresponse import send_whole
+
     api, reason = select_api(service, state.options)
     if api is None:
         log.warning("MLflow /invocations is not available: %s", reason)
@@ -287,10 +289,7 @@ def routes(service: Service, state: Any) -> list[Route]:
                 # counted before the answer leaves: a client holding its answer finds it in /metrics
                 meter.done(started, status)
             if isinstance(response, tuple):
-                body = response[1]
-                headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
+                await send_whole(send, status, b"application/json", response[1])
             else:
                 await response(scope, receive, send)
         finally:
