@@ -1,9 +1,9 @@
 """Throughput and latency of `mlpack serve` against a hand-written endpoint and a constant one.
 
-Run: .venv/bin/python benchmarks/serve.py [--duration 10] [--clients 1,64] [--loadgen auto|wrk|python]
+Run: .venv/bin/python benchmarks/serve.py [--rounds 3] [--duration 4] [--clients 1,64] [--loadgen auto|wrk|python]
 
 Trains the iris SVC (``svm.SVC(gamma="scale")``), saves it into a temporary MLPACK_HOME and
-starts, one after the other, on 127.0.0.1 and a free port:
+starts, on 127.0.0.1 and free ports, all of:
 
   mlpack    ``mlpack serve service.py:svc`` (the BentoML tutorial service, batching on), 1 worker
   mlpack2   the same with ``--workers 2``
@@ -14,9 +14,12 @@ starts, one after the other, on 127.0.0.1 and a free port:
 
 The two Starlette apps run under uvicorn with uvloop and httptools, as mlpack does, one
 worker each.
-Each target gets a short warm-up, then ``--duration`` seconds of closed-loop load at each
-client count: every client POSTs one iris row (rows rotate between four) on a kept-alive
-connection, waits for the answer, and sends the next. The load generator is ``wrk`` when it
+Each target gets a short warm-up; then ``--rounds`` rounds each give every target, in turn,
+``--duration`` seconds of closed-loop load at each client count (the others sit idle): every
+client POSTs one iris row (rows rotate between four) on a kept-alive connection, waits for the
+answer, and sends the next. The report shows each figure's median over the rounds, and each
+ratio as the median of the rounds' own ratios: on a shared VM whose speed drifts by tens of
+percent within minutes, the two sides of a ratio are then measured at nearly the same time. The load generator is ``wrk`` when it
 is installed (``apt-get install wrk``), else a Python asyncio client, which on a small machine
 is itself the bottleneck: the script says which it used. On a machine with 2 or more cores
 one-worker servers are pinned to the first core and the load generator to the others
@@ -52,7 +55,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +154,7 @@ class Result:
     cpu_us: float = float("nan")  # server process CPU time (all threads) per request
     server_cores: float = float("nan")  # server CPU seconds per second of load
     loadgen_cores: float = float("nan")  # load generator CPU seconds per second of load
+    round: int = 0
 
 
 # ---------------------------------------------------------------- set-up
@@ -356,20 +360,42 @@ def _verdict(passed: bool, text: str) -> bool:
     return passed
 
 
+def _median(results: list[Result]) -> Result:
+    """One row for a target and client count: the median of each figure over the rounds."""
+    def mid(field: str) -> float:
+        return statistics.median(getattr(r, field) for r in results)
+
+    first = results[0]
+    return Result(
+        first.target, first.clients, mid("rps"), mid("p50_ms"), mid("p99_ms"), sum(r.errors for r in results),
+        sum(r.requests for r in results), mid("cpu_us"), mid("server_cores"), mid("loadgen_cores"),
+    )  # fmt: skip
+
+
 def report(results: list[Result], clients: list[int], loadgen: str, pinning: str) -> bool:
-    by = {(r.target, r.clients): r for r in results}
+    """Medians over the rounds; each ratio is the median of the rounds' own ratios (a round measures
+    every target within a minute, so a machine whose speed drifts moves both sides of a ratio alike)."""
+    groups: dict[tuple[str, int], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.target, r.clients), []).append(r)
+    by = {key: _median(rs) for key, rs in groups.items()}
+    rounds = max((r.round for r in results), default=0) + 1
     print()
-    print(f"load generator: {loadgen}; {pinning}")
+    print(f"load generator: {loadgen}; {pinning}; medians of {rounds} round(s)")
     print(f"{'target':<10} {'clients':>7} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}"
           f" {'server cores':>13} {'loadgen cores':>14} {'errors':>7}")  # fmt: skip
-    for r in results:
+    for r in by.values():
         print(f"{r.target:<10} {r.clients:>7} {r.rps:>10.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.cpu_us:>11.0f}"
               f" {r.server_cores:>13.2f} {r.loadgen_cores:>14.2f} {r.errors:>7}")  # fmt: skip
     print()
 
     def ratio(a: str, b: str, c: int) -> float | None:
-        x, y = by.get((a, c)), by.get((b, c))
-        return x.rps / y.rps if x and y else None
+        xs, ys = groups.get((a, c)), groups.get((b, c))
+        if not xs or not ys:
+            return None
+        per_round = {x.round: x.rps for x in xs}
+        values = [per_round[y.round] / y.rps for y in ys if y.round in per_round and y.rps]
+        return statistics.median(values) if values else None
 
     def show(v: float | None) -> str:
         return f"{v:.2f}x" if v is not None else "-"
@@ -419,7 +445,8 @@ def report(results: list[Result], clients: list[int], loadgen: str, pinning: str
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per point (default 10)")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds of load per point and round (default 4)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over every target and client count (default 3)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up load per target (default 2)")
     parser.add_argument("--clients", default="1,64", help="comma-separated client counts (default 1,64)")
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated subset of {','.join(TARGETS)}")
@@ -474,21 +501,28 @@ def main() -> int:
     try:
         print(f"training the iris SVC into {home} ...", file=sys.stderr)
         prepare(workdir)
-        for target in targets:
-            own_cpus = set(os.sched_getaffinity(0)) | (load_cpus or set()) | (server_cpus or set())
-            with server(target, workdir, env, own_cpus if target == "mlpack2" else server_cpus) as (url, pid):
+        with ExitStack() as stack:
+            running: dict[str, tuple[str, int]] = {}
+            for target in targets:  # all up at once, each idle while another is measured
+                own_cpus = set(os.sched_getaffinity(0)) | (load_cpus or set()) | (server_cpus or set())
+                cpus = own_cpus if target == "mlpack2" else server_cpus
+                running[target] = stack.enter_context(server(target, workdir, env, cpus))
                 if args.warmup > 0:
+                    url = running[target][0]
                     measure(loadgen, url, max(clients), args.warmup, lua, load_cpus if target != "mlpack2" else None)
-                for c in clients:
-                    cpu0 = cpu_seconds(pid)
-                    r = measure(loadgen, url, c, args.duration, lua, load_cpus if target != "mlpack2" else None)
-                    r.target = target
-                    used = cpu_seconds(pid) - cpu0
-                    r.cpu_us = used / max(1, r.requests) * 1e6
-                    r.server_cores = used / (r.requests / r.rps) if r.rps else float("nan")
-                    results.append(r)
-                    print(f"  {target:<9} {c:>3} clients: {r.rps:8.0f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms"
-                          + (f"  errors {r.errors}" if r.errors else ""), file=sys.stderr)  # fmt: skip
+            for round_ in range(args.rounds):
+                for target, (url, pid) in running.items():
+                    for c in clients:
+                        cpu0 = cpu_seconds(pid)
+                        r = measure(loadgen, url, c, args.duration, lua, load_cpus if target != "mlpack2" else None)
+                        r.target, r.round = target, round_
+                        used = cpu_seconds(pid) - cpu0
+                        r.cpu_us = used / max(1, r.requests) * 1e6
+                        r.server_cores = used / (r.requests / r.rps) if r.rps else float("nan")
+                        results.append(r)
+                        failed = f"  errors {r.errors}" if r.errors else ""
+                        print(f"  round {round_ + 1} {target:<9} {c:>3} clients: {r.rps:8.0f} req/s"
+                              f"  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms{failed}", file=sys.stderr)  # fmt: skip
     finally:
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)
