@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -112,9 +112,14 @@ class Model(Entry):
         """The framework object (estimator, booster...), after verifying every file."""
         return self.framework().load_model(self)
 
-    def load_runnable(self) -> Mapping[str, Callable[..., Any]]:
-        """One callable per signature (what a Runner calls), after verifying every file."""
-        return self.framework().load_runnable(self)
+    def load_runnable(self, *, checked: Collection[str] = ()) -> Mapping[str, Callable[..., Any]]:
+        """One callable per signature (what a Runner calls), after verifying every file.
+
+        ``checked``: the methods whose every single-argument call is first checked against
+        ``input_contract`` by the caller; a framework may then skip checks of its own that the
+        contract makes (scikit-learn's scan for NaN and infinity).
+        """
+        return self.framework().load_runnable(self, checked=checked)
 
     @cached_property
     def input_contract(self) -> InputContract | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,7 +36,7 @@ class RunnableModel(Protocol):
     def info(self) -> Any: ...  # .signatures: {method: {batchable, batch_dim}}
     @property
     def input_contract(self) -> InputContract | None: ...
-    def load_runnable(self) -> Mapping[str, Callable[..., Any]]: ...
+    def load_runnable(self, *, checked: Collection[str] = ()) -> Mapping[str, Callable[..., Any]]: ...
     def load_model(self) -> Any: ...
 
 
@@ -231,7 +231,9 @@ class Runner:
         """Load (and verify) the model; safe to call from several threads, loads once."""
         with self._load_lock:
             if self._runnable is None:
-                self._runnable = self.model.load_runnable()
+                # every single-argument call of these is checked against the contract first
+                checked = [name for name, method in self.methods.items() if method.contract is not None]
+                self._runnable = self.model.load_runnable(checked=checked)
 
     # BentoML compatibility: runners are "initialized locally" outside of a server
     init_local = load

@@ -31,6 +31,36 @@ def test_sklearn_pipeline_round_trip(home: Path, iris) -> None:
     assert saved.info.context["framework_versions"] == {"scikit-learn": sklearn.__version__}
 
 
+def test_sklearn_skips_its_nan_scan_only_where_the_contract_checked(home: Path, iris) -> None:
+    """A Runner checks every request against the contract (NaN: a 400), so it asks the runnable to
+    skip scikit-learn's own scan for NaN and infinity; a runnable no one checks for keeps it, and
+    so do the steps of a pipeline."""
+    import sklearn
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from mlpack.runner import Runner
+
+    X, y = iris
+    nan = X[:2].copy()
+    nan[1, 2] = np.nan
+    model = SVC(gamma="scale").fit(X, y)
+    svc = mlpack.sklearn.save_model("svc", model, signatures={"predict": {"batchable": True}})
+    with pytest.raises(ValueError, match="NaN"):
+        mlpack.sklearn.load_runnable(svc)["predict"](nan)  # nobody checked: scikit-learn's scan stays
+    checked = mlpack.sklearn.load_runnable(svc, checked=["predict"])["predict"]
+    np.testing.assert_array_equal(checked(X), model.predict(X))
+    checked(nan)  # the scan is skipped: the caller's contract has refused such input already
+    assert sklearn.get_config()["assume_finite"] is False  # for that call only
+    with pytest.raises(BadInput, match="not finite|NaN"):
+        Runner(svc).predict.run(nan)  # the Runner: the contract refuses it first
+    pipe = make_pipeline(StandardScaler(), SVC(gamma="scale")).fit(X, y)
+    saved = mlpack.sklearn.save_model("pipe", pipe, signatures={"predict": {"batchable": True}})
+    with pytest.raises(ValueError, match="NaN"):
+        mlpack.sklearn.load_runnable(saved, checked=["predict"])["predict"](nan)
+
+
 def test_custom_objects_round_trip_lazily(home: Path) -> None:
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LinearRegression

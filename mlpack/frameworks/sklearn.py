@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,11 @@ def load_model(tag: Tag | str | Model, settings: Settings | None = None) -> Any:
 _FEATURE_NAMES_WARNING = r"X (does not have valid|has) feature names, but \S+ was fitted with(out)? feature names"
 
 
-def load_runnable(model: Model) -> dict[str, Any]:
+def load_runnable(model: Model, *, checked: Collection[str] = ()) -> dict[str, Any]:
+    """One callable per signature. ``checked`` names the methods whose every single-argument call
+    the caller checks against the model's input contract first (the Runner does): for those, a
+    plain estimator skips scikit-learn's own scan for NaN and infinity of a numpy array, which
+    the contract has made already (``assume_finite``; a tenth of an SVC's call on one row)."""
     import warnings
 
     estimator = load_model(model)
@@ -135,7 +139,18 @@ def load_runnable(model: Model) -> dict[str, Any]:
     # loading many models adds nothing, and every other warning behaves as the user set up
     warnings.filterwarnings("ignore", message=_FEATURE_NAMES_WARNING, category=UserWarning, module=r"sklearn\.")
     notice = _FeatureNamesNotice(estimator)
-    return {name: notice.wrap(fn) for name, fn in method_table(estimator, model).items()}
+    # only a plain estimator: inside a pipeline or ensemble a step's own output reaches the next
+    # step, and the scan there must stay
+    plain = not any(hasattr(estimator, a) for a in _COMPOSITE_ATTRIBUTES)
+    return {
+        name: notice.wrap(fn, assume_finite=plain and name in checked)
+        for name, fn in method_table(estimator, model).items()
+    }
+
+
+# what composite estimators (pipelines, searches, ensembles, meta-estimators) hold their parts in
+_COMPOSITE_ATTRIBUTES = ("steps", "best_estimator_", "estimators", "estimators_", "estimator", "estimator_",
+                         "base_estimator", "transformers", "final_estimator")  # fmt: skip
 
 
 class _FeatureNamesNotice:
@@ -147,16 +162,22 @@ class _FeatureNamesNotice:
         self.shown = False
         self._lock = threading.Lock()
 
-    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrap(self, fn: Callable[..., Any], *, assume_finite: bool = False) -> Callable[..., Any]:
         import numpy as np
 
         # a plain array has no feature names: nothing to check for a model fitted without them
         unnamed = None if self.fitted_with_names else np.ndarray
+        ndarray = np.ndarray if assume_finite else None
+        if assume_finite:
+            from sklearn import config_context
 
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Any:
             if not self.shown and args and type(args[0]) is not unnamed:
                 self.check(args[0])
+            if len(args) == 1 and type(args[0]) is ndarray and not kwargs:
+                with config_context(assume_finite=True):  # this thread only, this call only
+                    return fn(*args)
             return fn(*args, **kwargs)
 
         if hasattr(fn, "__self__"):

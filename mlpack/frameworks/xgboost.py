@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,9 @@ def _booster_predict(booster: Any, xgb: Any) -> Any:
     return predict
 
 
-def load_runnable(model: Model) -> dict[str, Any]:
+def load_runnable(model: Model, *, checked: Collection[str] = ()) -> dict[str, Any]:
+    """One callable per signature (``checked``, the methods whose input the caller checks first,
+    changes nothing here: XGBoost has no scan to skip)."""
     obj = load_model(model)
     xgb = _xgb()
     if isinstance(obj, xgb.Booster):
