@@ -144,7 +144,7 @@ def make_endpoint(api: API, state: Any) -> Any:
     """
     from .io import IODescriptor
     from .io.writer import to_json_bytes
-    from .wholeresponse import send_whole
+    from .wholeresponse import send_response, send_whole
 
     limit, timeout = state.options.max_request_size, state.options.timeout
     metrics = state.metrics
@@ -229,6 +229,6 @@ def make_endpoint(api: API, state: Any) -> Any:
         if response is None:
             await send_whole(send, 200, content_type, body)
         else:
-            await response(scope, receive, send)
+            await send_response(response, scope, receive, send)
 
     return endpoint

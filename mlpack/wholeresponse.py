@@ -12,7 +12,8 @@ is in its plain state: not started, writes not paused by flow control, client st
 HEAD. It keeps the bookkeeping uvicorn's two ``send`` calls do (access log, ``Connection: close``
 when the connection is not kept alive, the cycle's completion and the next pipelined request).
 In any other case, under another server or behind middleware that wraps ``send``, it sends the
-two ASGI messages.
+two ASGI messages. ``send_response`` does the same for a Starlette ``Response`` that holds its
+whole body (the protocols' answers, error answers).
 """
 
 from __future__ import annotations
@@ -20,12 +21,20 @@ from __future__ import annotations
 from typing import Any
 
 try:  # uvicorn is a dependency; without httptools there is no cycle of that kind to write to
-    from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
+    from uvicorn.protocols.http.httptools_impl import (
+        HEADER_RE,
+        HEADER_VALUE_RE,
+        STATUS_LINE,
+        RequestResponseCycle,
+    )
     from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 except ImportError:  # pragma: no cover - httptools missing
     RequestResponseCycle = None  # type: ignore[assignment,misc]
 
-__all__ = ["send_whole"]
+__all__ = ["send_response", "send_whole"]
+
+# headers a plain response must not carry to be written here: uvicorn's own send acts on them
+_UVICORN_ACTS_ON = (b"connection", b"transfer-encoding")
 
 
 async def send_whole(send: Any, status: int, content_type: bytes, body: bytes) -> None:
@@ -34,15 +43,50 @@ async def send_whole(send: Any, status: int, content_type: bytes, body: bytes) -
     ``content_type`` is a valid header value (the callers' are fixed at start-up).
     """
     cycle = getattr(send, "__self__", None)
-    if type(cycle) is RequestResponseCycle and _write(cycle, status, content_type, body):
-        return
+    if type(cycle) is RequestResponseCycle:
+        head = b"content-length: %d\r\ncontent-type: %s\r\n" % (len(body), content_type)
+        if _write(cycle, status, head, body):
+            return
     headers = [(b"content-length", b"%d" % len(body)), (b"content-type", content_type)]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-def _write(cycle: Any, status: int, content_type: bytes, body: bytes) -> bool:
-    """Do what the cycle's start and body ``send`` would do, with one write; False if it cannot."""
+async def send_response(response: Any, scope: Any, receive: Any, send: Any) -> None:
+    """Send a Starlette ``Response``: in one write when it is a plain one (its whole body in
+    hand, no background task, headers uvicorn would pass through as they are); else as Starlette does."""
+    from starlette.responses import Response
+
+    cycle = getattr(send, "__self__", None)
+    if type(cycle) is RequestResponseCycle and type(response).__call__ is Response.__call__ and response.background is None:
+        head = _plain_head(response.raw_headers, len(response.body))
+        if head is not None and _write(cycle, response.status_code, head, response.body):
+            return
+    await response(scope, receive, send)
+
+
+def _plain_head(headers: list[tuple[bytes, bytes]], length: int) -> bytes | None:
+    """The header lines of ``headers``, checked as uvicorn checks them; None when uvicorn must see
+    them itself (connection or transfer-encoding, a content-length other than the body's, a bad one)."""
+    lines: list[bytes] = []
+    sized = False
+    for name, value in headers:
+        if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+            return None  # uvicorn raises for these: let it
+        lower = name.lower()
+        if lower in _UVICORN_ACTS_ON:
+            return None
+        if lower == b"content-length":
+            if sized or value != b"%d" % length:
+                return None
+            sized = True
+        lines += [lower, b": ", value, b"\r\n"]
+    return b"".join(lines) if sized else None
+
+
+def _write(cycle: Any, status: int, head: bytes, body: bytes) -> bool:
+    """Do what the cycle's start and body ``send`` would do, with one write; False if it cannot.
+    ``head``: the response's own header lines, each ending in CRLF (content-length among them)."""
     scope = cycle.scope
     if cycle.response_started or cycle.disconnected or cycle.flow.write_paused or scope["method"] == "HEAD":
         return False  # uvicorn's own path: it waits for a drain, drops, or knows HEAD
@@ -57,15 +101,15 @@ def _write(cycle: Any, status: int, content_type: bytes, body: bytes) -> bool:
             scope["http_version"],
             status,
         )
-    head = [STATUS_LINE[status]]
+    lines = [STATUS_LINE[status]]
     for name, value in cycle.default_headers:  # the server's: date, server (validated by uvicorn)
-        head += [name, b": ", value, b"\r\n"]
-    head.append(b"content-length: %d\r\ncontent-type: %s\r\n" % (len(body), content_type))
+        lines += [name, b": ", value, b"\r\n"]
+    lines.append(head)
     if not cycle.keep_alive:
-        head.append(b"connection: close\r\n")
-    head += [b"\r\n", body]
+        lines.append(b"connection: close\r\n")
+    lines += [b"\r\n", body]
     transport = cycle.transport
-    transport.write(b"".join(head))
+    transport.write(b"".join(lines))
     cycle.response_complete = True
     cycle.message_event.set()  # a receive() still waiting learns that the response is done
     if not cycle.keep_alive:

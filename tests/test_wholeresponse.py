@@ -12,7 +12,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from mlpack.httplimits import HttpLimits, LimitedHttpToolsProtocol
-from mlpack.wholeresponse import send_whole
+from mlpack.wholeresponse import send_response, send_whole
 
 REQUEST = b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n[1]"
 
@@ -137,9 +137,51 @@ def test_other_servers_get_the_two_asgi_messages() -> None:
     ]
 
 
+def test_a_plain_starlette_response_is_one_write_with_its_headers() -> None:
+    from starlette.responses import Response
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        response = Response(b'{"error":"busy"}', 503, {"Retry-After": "2"}, media_type="application/json")
+        await send_response(response, scope, receive, send)
+
+    transport = exchange(app, REQUEST)
+    assert len(transport.writes) == 1
+    head, _, body = transport.writes[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 503 Service Unavailable"
+    assert {b"retry-after: 2", b"content-length: 16", b"content-type: application/json"} <= set(lines)
+    assert body == b'{"error":"busy"}'
+
+
+def test_responses_uvicorn_must_see_go_through_it() -> None:
+    """A header uvicorn acts on, one it refuses, a background task: Starlette's and uvicorn's way."""
+    from starlette.background import BackgroundTask
+    from starlette.responses import Response
+
+    def app_sending(response: Response, outcome: list[str]) -> Any:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            try:
+                await send_response(response, scope, receive, send)
+            except RuntimeError as exc:
+                outcome.append(str(exc))
+
+        return app
+
+    outcome: list[str] = []
+    transport = exchange(app_sending(Response(b"{}", headers={"Connection": "close"}), outcome), REQUEST)
+    assert len(transport.writes) == 2 and transport.closed_by_server
+    transport = exchange(app_sending(Response(b"{}", headers={"X-Bad": "a\nb"}), outcome), REQUEST)
+    assert transport.writes == [] and outcome == ["Invalid HTTP header value."]
+    task = Response(b"{}", background=BackgroundTask(outcome.append, "task ran"))
+    transport = exchange(app_sending(task, outcome), REQUEST)
+    assert len(transport.writes) == 2 and outcome[-1] == "task ran"
+
+
 SERVICE = """\
 import mlpack
-from mlpack.io import JSON
+from mlpack.io import JSON, NumpyNdarray
 
 svc = mlpack.Service("whole")
 
@@ -147,12 +189,17 @@ svc = mlpack.Service("whole")
 @svc.api(input=JSON(), output=JSON())
 def echo(value):
     return {"got": value}
+
+
+@svc.api(input=NumpyNdarray(), output=NumpyNdarray())
+def double(arr):
+    return arr * 2
 """
 
 
 def test_the_real_app_answers_an_api_call_in_one_write(tmp_path: Path) -> None:
     """mlpack's app as uvicorn serves it (its proxy-headers wrapper, mlpack's auth check and fast
-    routes): the endpoint gets uvicorn's own ``send``, so its answer is one write."""
+    routes): the endpoints get uvicorn's own ``send``, so each answer (native, v2, an error) is one write."""
     from mlpack.config import ServeOptions
     from mlpack.serve import build_app
     from mlpack.target import load_service
@@ -161,11 +208,21 @@ def test_the_real_app_answers_an_api_call_in_one_write(tmp_path: Path) -> None:
     service = load_service("whole_service.py:svc", tmp_path).service
     app = build_app(service, ServeOptions(target="whole_service.py:svc", working_dir=str(tmp_path)))
 
-    async def main() -> RecordingTransport:
-        async with app.router.lifespan_context(app):
-            return await _exchange(app, REQUEST.replace(b"/p ", b"/echo "), False)
+    v2 = b'{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[1.5]}]}'
+    requests = {
+        "native": REQUEST.replace(b"/p ", b"/echo "),
+        "v2": REQUEST.replace(b"/p ", b"/v2/models/double/infer ").replace(b"3\r\n\r\n[1]", b"%d\r\n\r\n%s" % (len(v2), v2)),
+        "an error": REQUEST.replace(b"/p ", b"/double ").replace(b"[1]", b"[x]"),
+    }
 
-    transport = asyncio.run(main())
-    assert len(transport.writes) == 1, transport.writes
-    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
-    assert transport.writes[0].endswith(b'\r\n\r\n{"got":[1]}')
+    async def main() -> dict[str, RecordingTransport]:
+        async with app.router.lifespan_context(app):
+            return {name: await _exchange(app, request, False) for name, request in requests.items()}
+
+    answers = asyncio.run(main())
+    for name, transport in answers.items():
+        assert len(transport.writes) == 1, (name, transport.writes)
+    assert answers["native"].writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert answers["native"].writes[0].endswith(b'\r\n\r\n{"got":[1]}')
+    assert answers["v2"].writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and b"[3.0]" in answers["v2"].writes[0]
+    assert answers["an error"].writes[0].startswith(b"HTTP/1.1 400 ")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..endpoint import ASGIEndpoint, _call_with_timeout, _ClientGone, _header, _receive_body, error_response, json_response
 from ..exceptions import BadInput
+from ..wholeresponse import send_response
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -84,7 +85,7 @@ def endpoint(state: Any, handle: Handler, *, read: bool = True, meter: tuple[str
             if metered is not None:
                 # counted before the answer leaves: a client holding its answer finds it in /metrics
                 metered.done(started, status)
-            await response(scope, receive, send)
+            await send_response(response, scope, receive, send)
         finally:
             if metered is not None and status is None:
                 metered.done(started, None)

@@ -234,7 +234,7 @@ def routes(service: Service, state: Any) -> list[Route]:
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
-    from ..wholeresponse import send_whole
+    from ..wholeresponse import send_response, send_whole
 
     api, reason = select_api(service, state.options)
     if api is None:
@@ -291,7 +291,7 @@ def routes(service: Service, state: Any) -> list[Route]:
             if isinstance(response, tuple):
                 await send_whole(send, status, b"application/json", response[1])
             else:
-                await response(scope, receive, send)
+                await send_response(response, scope, receive, send)
         finally:
             if meter is not None and status is None:
                 meter.done(started, None)
