@@ -1,6 +1,6 @@
 """Throughput and latency of `mlpack serve` against a hand-written endpoint and a constant one.
 
-Run: .venv/bin/python benchmarks/serve.py [--rounds 3] [--duration 4] [--clients 1,64] [--loadgen auto|wrk|python]
+Run: .venv/bin/python benchmarks/serve.py [--rounds 4] [--duration 3] [--clients 1,64] [--loadgen auto|wrk|python]
 
 Trains the iris SVC (``svm.SVC(gamma="scale")``), saves it into a temporary MLPACK_HOME and
 starts, on 127.0.0.1 and free ports, all of:
@@ -14,8 +14,9 @@ starts, on 127.0.0.1 and free ports, all of:
 
 The two Starlette apps run under uvicorn with uvloop and httptools, as mlpack does, one
 worker each.
-Each target gets a short warm-up; then ``--rounds`` rounds each give every target, in turn,
-``--duration`` seconds of closed-loop load at each client count (the others sit idle): every
+Each target gets a short warm-up; then ``--rounds`` rounds each give, at each client count,
+every target in turn ``--duration`` seconds of closed-loop load (the others sit idle; the order
+is reversed every other round, so that a machine getting faster or slower favours no one): every
 client POSTs one iris row (rows rotate between four) on a kept-alive connection, waits for the
 answer, and sends the next. The report shows each figure's median over the rounds, and each
 ratio as the median of the rounds' own ratios: on a shared VM whose speed drifts by tens of
@@ -445,8 +446,8 @@ def report(results: list[Result], clients: list[int], loadgen: str, pinning: str
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds of load per point and round (default 4)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over every target and client count (default 3)")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds of load per point and round (default 3)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds over all targets (default 4: even, as orders alternate)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up load per target (default 2)")
     parser.add_argument("--clients", default="1,64", help="comma-separated client counts (default 1,64)")
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated subset of {','.join(TARGETS)}")
@@ -510,9 +511,13 @@ def main() -> int:
                 if args.warmup > 0:
                     url = running[target][0]
                     measure(loadgen, url, max(clients), args.warmup, lua, load_cpus if target != "mlpack2" else None)
+            order = list(running)
             for round_ in range(args.rounds):
-                for target, (url, pid) in running.items():
-                    for c in clients:
+                # targets next to each other at each client count, in reverse order every other
+                # round: a drift of the machine's speed within a round then favours no target
+                for c in clients:
+                    for target in order if round_ % 2 == 0 else order[::-1]:
+                        url, pid = running[target]
                         cpu0 = cpu_seconds(pid)
                         r = measure(loadgen, url, c, args.duration, lua, load_cpus if target != "mlpack2" else None)
                         r.target, r.round = target, round_
