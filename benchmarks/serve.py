@@ -20,8 +20,9 @@ is reversed every other round, so that a machine getting faster or slower favour
 client POSTs one iris row (rows rotate between four) on a kept-alive connection, waits for the
 answer, and sends the next. The report shows each figure's median over the rounds, and each
 ratio as the median of the rounds' own ratios: on a shared VM whose speed drifts by tens of
-percent within minutes, the two sides of a ratio are then measured at nearly the same time. The load generator is ``wrk`` when it
-is installed (``apt-get install wrk``), else a Python asyncio client, which on a small machine
+percent within minutes, the two sides of a ratio are then measured at nearly the same time.
+The load generator is ``wrk`` when it is installed (``apt-get install wrk``), else a Python
+asyncio client, which on a small machine
 is itself the bottleneck: the script says which it used. On a machine with 2 or more cores
 one-worker servers are pinned to the first core and the load generator to the others
 (``--no-pin`` turns this off), so that they do not steal each other's CPU; the model thread of

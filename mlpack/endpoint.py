@@ -117,9 +117,12 @@ def _media_header(media_type: str) -> bytes:
     """The content-type header Starlette's ``Response`` writes for ``media_type``."""
     if media_type.startswith("text/") and "charset=" not in media_type.lower():
         media_type += "; charset=utf-8"
-    if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in media_type):
+    from .wholeresponse import valid_header_value
+
+    value = media_type.encode("latin-1")
+    if not valid_header_value(value):
         raise ConfigError(f"output media type {media_type!r} holds control characters; it cannot be a header")
-    return media_type.encode("latin-1")
+    return value
 
 
 class ASGIEndpoint:

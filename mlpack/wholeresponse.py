@@ -9,8 +9,9 @@ generator spends a quarter less per answer).
 ``send_whole`` writes the whole response at once when ``send`` is uvicorn's own (a bound method
 of its httptools ``RequestResponseCycle``, as the server hands it to the app) and the response
 is in its plain state: not started, writes not paused by flow control, client still there, not a
-HEAD. It keeps the bookkeeping uvicorn's two ``send`` calls do (access log, ``Connection: close``
-when the connection is not kept alive, the cycle's completion and the next pipelined request).
+HEAD (a body over 64 KiB follows the head in a second write, uncopied). It keeps the bookkeeping
+uvicorn's two ``send`` calls do (access log, ``Connection: close`` when the connection is not
+kept alive, the cycle's completion and the next pipelined request).
 In any other case, under another server or behind middleware that wraps ``send``, it sends the
 two ASGI messages. ``send_response`` does the same for a Starlette ``Response`` that holds its
 whole body (the protocols' answers, error answers).
@@ -20,21 +21,16 @@ from __future__ import annotations
 
 from typing import Any
 
-try:  # uvicorn is a dependency; without httptools there is no cycle of that kind to write to
-    from uvicorn.protocols.http.httptools_impl import (
-        HEADER_RE,
-        HEADER_VALUE_RE,
-        STATUS_LINE,
-        RequestResponseCycle,
-    )
-    from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
-except ImportError:  # pragma: no cover - httptools missing
-    RequestResponseCycle = None  # type: ignore[assignment,misc]
+from starlette.responses import Response
+from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE, RequestResponseCycle
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
-__all__ = ["send_response", "send_whole"]
+__all__ = ["send_response", "send_whole", "valid_header_value"]
 
 # headers a plain response must not carry to be written here: uvicorn's own send acts on them
 _UVICORN_ACTS_ON = (b"connection", b"transfer-encoding")
+# a larger body is written after the head, not copied into one buffer with it
+_JOIN_AT_MOST = 64 * 1024
 
 
 async def send_whole(send: Any, status: int, content_type: bytes, body: bytes) -> None:
@@ -52,11 +48,14 @@ async def send_whole(send: Any, status: int, content_type: bytes, body: bytes) -
     await send({"type": "http.response.body", "body": body})
 
 
+def valid_header_value(value: bytes) -> bool:
+    """Whether uvicorn would send ``value`` as a header value (no control characters but tab)."""
+    return HEADER_VALUE_RE.search(value) is None
+
+
 async def send_response(response: Any, scope: Any, receive: Any, send: Any) -> None:
     """Send a Starlette ``Response``: in one write when it is a plain one (its whole body in
     hand, no background task, headers uvicorn would pass through as they are); else as Starlette does."""
-    from starlette.responses import Response
-
     cycle = getattr(send, "__self__", None)
     if type(cycle) is RequestResponseCycle and type(response).__call__ is Response.__call__ and response.background is None:
         head = _plain_head(response.raw_headers, len(response.body))
@@ -71,7 +70,7 @@ def _plain_head(headers: list[tuple[bytes, bytes]], length: int) -> bytes | None
     lines: list[bytes] = []
     sized = False
     for name, value in headers:
-        if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+        if HEADER_RE.search(name) or not valid_header_value(value):
             return None  # uvicorn raises for these: let it
         lower = name.lower()
         if lower in _UVICORN_ACTS_ON:
@@ -107,9 +106,14 @@ def _write(cycle: Any, status: int, head: bytes, body: bytes) -> bool:
     lines.append(head)
     if not cycle.keep_alive:
         lines.append(b"connection: close\r\n")
-    lines += [b"\r\n", body]
+    lines.append(b"\r\n")
     transport = cycle.transport
-    transport.write(b"".join(lines))
+    if len(body) <= _JOIN_AT_MOST:
+        lines.append(body)
+        transport.write(b"".join(lines))
+    else:
+        transport.write(b"".join(lines))
+        transport.write(body)
     cycle.response_complete = True
     cycle.message_event.set()  # a receive() still waiting learns that the response is done
     if not cycle.keep_alive:

@@ -86,6 +86,18 @@ def test_a_small_response_is_one_write() -> None:
     assert not transport.closed_by_server  # kept alive
 
 
+def test_a_large_body_follows_its_head_uncopied() -> None:
+    big = b"x" * (1 << 20)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send_whole(send, 200, b"application/octet-stream", big)
+
+    transport = exchange(app, REQUEST)
+    assert len(transport.writes) == 2 and transport.writes[1] == big
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length: 1048576" in transport.writes[0]
+
+
 def test_pipelined_requests_are_answered_in_order() -> None:
     second = REQUEST.replace(b"[1]", b"[2]")
     transport = exchange(answer, REQUEST + second)

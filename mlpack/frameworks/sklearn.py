@@ -131,7 +131,7 @@ def load_runnable(model: Model, *, checked: Collection[str] = ()) -> dict[str, A
     """One callable per signature. ``checked`` names the methods whose every single-argument call
     the caller checks against the model's input contract first (the Runner does): for those, a
     plain estimator skips scikit-learn's own scan for NaN and infinity of a numpy array, which
-    the contract has made already (``assume_finite``; a tenth of an SVC's call on one row)."""
+    the contract has made already (``assume_finite``: 5-15 us of an SVC's ~240 us call here)."""
     import warnings
 
     estimator = load_model(model)
